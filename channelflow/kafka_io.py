@@ -1,0 +1,138 @@
+"""Small Kafka helpers shared by the CLI tools, the demo, the bench and the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from operators.contract import partition_key, topic_for_type
+
+Record = tuple[str, bytes | None, bytes]
+"""A message to produce: (Kafka topic name, key, value)."""
+
+
+def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet; wait until the broker knows them."""
+    admin = AdminClient({"bootstrap.servers": brokers})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [n for n in dict.fromkeys(names) if n not in existing]
+    if wanted:
+        futures = admin.create_topics([NewTopic(n, partitions, 1) for n in wanted])
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RuntimeError(f"could not create topic {name!r}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while not set(wanted) <= set(admin.list_topics(timeout=timeout).topics):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {wanted} did not appear within {timeout}s")
+        time.sleep(0.05)
+
+
+def event_records(events: Iterable[Mapping[str, Any]], topic_names: Mapping[str, str]) -> Iterator[Record]:
+    """Contract events to Kafka records: topic from the event type, key per entity.
+
+    ``topic_names`` maps logical input topics (``clickstream``...) to Kafka names.
+    """
+    for event in events:
+        topic = topic_names[topic_for_type(event["type"])]
+        yield topic, partition_key(event).encode(), orjson.dumps(event)
+
+
+def produce(
+    brokers: str,
+    records: Iterable[Record],
+    *,
+    rate: float | None = None,
+    linger_ms: int = 5,
+) -> int:
+    """Produce ``records``, at most ``rate`` per second if given; return the count.
+
+    Raises RuntimeError if any delivery failed.
+    """
+    producer = Producer(
+        {
+            "bootstrap.servers": brokers,
+            "linger.ms": linger_ms,
+            "queue.buffering.max.messages": 500_000,
+            "enable.idempotence": False,
+        }
+    )
+    failures: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    count = 0
+    started = time.monotonic()
+    for topic, key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % 1000 == 0:
+            producer.poll(0)
+        if rate:
+            ahead = count / rate - (time.monotonic() - started)
+            if ahead > 0:
+                producer.poll(min(ahead, 0.5))
+                time.sleep(max(0.0, count / rate - (time.monotonic() - started)))
+    remaining = producer.flush(60)
+    if remaining:
+        raise RuntimeError(f"{remaining} messages were not delivered within 60s")
+    if failures:
+        raise RuntimeError(f"{len(failures)} deliveries failed, first: {failures[0]}")
+    return count
+
+
+def consume_all(
+    brokers: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout: float = 30.0,
+    idle: float = 2.0,
+) -> list[tuple[bytes | None, bytes]]:
+    """Read a topic from the beginning: (key, value) pairs, in partition order.
+
+    Stops when ``expect`` messages were read, or after ``idle`` seconds with
+    nothing new (Tansu's high watermarks can lag, so we consume rather than
+    count offsets), or at ``timeout``.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            "group.id": f"channelflow-reader-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        out: list[tuple[bytes | None, bytes]] = []
+        deadline = time.monotonic() + timeout
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            if expect is not None and len(out) >= expect:
+                break
+            msgs = consumer.consume(1000, 0.1)
+            got = [m for m in msgs if m.error() is None]
+            if got:
+                out.extend((m.key(), m.value()) for m in got)
+                last_new = time.monotonic()
+            elif expect is None and time.monotonic() - last_new > idle:
+                break
+        return out
+    finally:
+        consumer.close()
