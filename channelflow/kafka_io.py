@@ -36,6 +36,18 @@ def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeo
         time.sleep(0.05)
 
 
+def count_partitions(brokers: str, topics: Iterable[str], timeout: float = 30.0) -> int:
+    """Total partitions of ``topics``; ValueError naming a topic the broker does not have."""
+    metadata = AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=timeout)
+    total = 0
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise ValueError(f"input topic {topic!r} does not exist on {brokers}")
+        total += len(meta.partitions)
+    return total
+
+
 def event_records(events: Iterable[Mapping[str, Any]], topic_names: Mapping[str, str]) -> Iterator[Record]:
     """Contract events to Kafka records: topic from the event type, key per entity.
 

@@ -1,0 +1,184 @@
+"""The functions each Bytewax step runs: thin adapters from the flow to ``operators``.
+
+Keyed values are ``(shard, item)`` pairs: Bytewax gives a stateful step its
+value but not its key, and a shard needs to know its own number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+import orjson
+from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
+
+from flows import metrics
+from operators.contract import Event, Rejection, parse
+from operators.dead_letter import dead_letter
+from operators.sequencer import Sequencer
+from operators.shard import Domain, DomainShard
+from operators.sharding import shard_key, shard_of
+from operators.stream_items import Marker, Output, Progress
+
+SourceMessage = KafkaSourceMessage[bytes | None, bytes | None]
+Keyed = tuple[str, tuple[int, Any]]
+SequencedItem = Union[Event, Progress]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """``flat_map_batch`` step: validate a batch, then mark each partition's progress.
+
+    Yields dead-letter :class:`Output` records for refused messages and keyed
+    ``(shard, Event | Marker)`` pairs for the sequencer. The markers follow the
+    batch's events, so a shard that gets one has got those events.
+    """
+
+    topics: Mapping[str, str]  # Kafka topic name -> logical input topic
+    shards: int
+    max_event_bytes: int
+
+    def __call__(self, batch: list[SourceMessage]) -> list[Keyed | Output]:
+        out: list[Keyed | Output] = []
+        latest: dict[str, int] = {}
+        received_at = _now_ms()
+        for msg in batch:
+            topic = self.topics.get(msg.topic or "", "")
+            result = parse(msg.value, topic, max_bytes=self.max_event_bytes)
+            if isinstance(result, Rejection):
+                out.append(rejected(msg, result, topic or str(msg.topic), received_at))
+                continue
+            metrics.EVENTS.labels(topic, result.type).inc()
+            shard = shard_of(result.event_id, self.shards)
+            out.append((shard_key("sequence", shard), (shard, result)))
+            source = f"{msg.topic}:{msg.partition}"
+            if result.ts > latest.get(source, -1):
+                latest[source] = result.ts
+        for source, ts in latest.items():
+            marker = Marker(source, ts)
+            out.extend((shard_key("sequence", k), (k, marker)) for k in range(self.shards))
+        return out
+
+
+def rejected(msg: SourceMessage, rejection: Rejection, topic: str, received_at: int) -> Output:
+    """The dead-letter output of a refused message (counted)."""
+    metrics.DEAD_LETTERS.labels(topic, rejection.error).inc()
+    record = dead_letter(
+        msg.value,
+        rejection,
+        source_topic=topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        received_at_ms=received_at,
+    )
+    key = msg.key.decode("utf-8", "replace") if msg.key else f"{topic}:{msg.partition}"
+    return Output("dead_letters", key, record)
+
+
+def kafka_error(topics: Mapping[str, str]) -> Callable[[KafkaError[bytes | None, bytes | None]], Output]:
+    """``map`` step for the source's error stream: consumer errors become dead letters."""
+
+    def to_dead_letter(error: KafkaError[bytes | None, bytes | None]) -> Output:
+        topic = topics.get(error.msg.topic or "", str(error.msg.topic))
+        return rejected(error.msg, Rejection("kafka_error", str(error.err)), topic, _now_ms())
+
+    return to_dead_letter
+
+
+def is_output(item: Keyed | Output) -> bool:
+    return isinstance(item, Output)
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """``stateful_flat_map`` step over :class:`Sequencer` shards."""
+
+    lateness_ms: int
+    idle_timeout_ms: int
+    dedupe_horizon_ms: int
+    partitions: int
+
+    def __call__(
+        self, state: Sequencer | None, value: tuple[int, Event | Marker]
+    ) -> tuple[Sequencer, list[SequencedItem]]:
+        shard, item = value
+        if state is None:
+            state = Sequencer(
+                shard,
+                lateness_ms=self.lateness_ms,
+                idle_timeout_ms=self.idle_timeout_ms,
+                dedupe_horizon_ms=self.dedupe_horizon_ms,
+                partitions=self.partitions,
+            )
+        if isinstance(item, Marker):
+            progress = state.advance(item)
+            if progress is None:
+                return state, []
+            label = str(shard)
+            metrics.WATERMARK.labels(label).set(progress.watermark / 1000)
+            metrics.WATERMARK_LAG.labels(label).set(max(0.0, (_now_ms() - progress.watermark) / 1000))
+            return state, [progress]
+        admission = state.admit(item)
+        if admission.late:
+            metrics.LATE_EVENTS.labels(item.topic).inc()
+        if admission.duplicate:
+            metrics.DUPLICATES.labels(item.topic).inc()
+            return state, []
+        return state, [item]
+
+
+@dataclass(frozen=True)
+class Route:
+    """``flat_map`` step: send events to their domain shards, progress to every shard."""
+
+    stage: str
+    shards: int
+    routes: Callable[[Event, int], Iterable[int]]
+
+    def __call__(self, keyed: tuple[str, SequencedItem]) -> list[Keyed]:
+        _, item = keyed
+        if isinstance(item, Progress):
+            return [(shard_key(self.stage, k), (k, item)) for k in range(self.shards)]
+        return [(shard_key(self.stage, k), (k, item)) for k in self.routes(item, self.shards)]
+
+
+@dataclass(frozen=True)
+class RunDomain:
+    """``stateful_flat_map`` step over :class:`DomainShard` s of one domain."""
+
+    make_domain: Callable[[int], Domain]
+    upstreams: int
+
+    def __call__(
+        self, state: DomainShard[Any] | None, value: tuple[int, Event | Progress]
+    ) -> tuple[DomainShard[Any], list[Output]]:
+        shard, item = value
+        if state is None:
+            state = DomainShard(self.make_domain(shard), self.upstreams)
+        if isinstance(item, Progress):
+            return state, state.on_progress(item)
+        return state, state.on_event(item)
+
+
+def unkey(keyed: tuple[str, Output]) -> Output:
+    return keyed[1]
+
+
+def to_kafka(topic_names: Mapping[str, str]) -> Callable[[Output], KafkaSinkMessage[bytes, bytes]]:
+    """``map`` step: an :class:`Output` as a Kafka message for its configured topic."""
+
+    def serialize(output: Output) -> KafkaSinkMessage[bytes, bytes]:
+        metrics.OUTPUTS.labels(output.topic).inc()
+        return KafkaSinkMessage(
+            key=output.key.encode(),
+            value=orjson.dumps(output.value),
+            topic=topic_names[output.topic],
+        )
+
+    return serialize

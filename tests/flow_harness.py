@@ -1,0 +1,84 @@
+"""Running the real flow in-process against the real broker, for integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from bytewax.testing import run_main
+from prometheus_client import REGISTRY
+
+from channelflow.config import Config
+from channelflow.kafka_io import Record, consume_all, event_records, produce
+from flows.main import DomainSpec, build_flow
+from operators.contract import Event
+from operators.shard import DomainShard
+from operators.stream_items import Output
+from operators.timers import Timer
+
+
+class Probe:
+    """A domain that reports what reaches it: every event, and a timer ``delay`` ms after each.
+
+    The timer's key is the event's own id, so no later event ever touches it:
+    only the watermark can fire it.
+    """
+
+    def __init__(self, delay_ms: int) -> None:
+        self.delay_ms = delay_ms
+
+    def on_event(self, event: Event, shard: DomainShard[Probe]) -> list[Output]:
+        shard.timers.schedule(event.event_id, event.ts + self.delay_ms, event.ts)
+        return [Output("alerts", event.event_id, {"kind": "event", "event_id": event.event_id, "ts": event.ts})]
+
+    def on_timer(self, timer: Timer[int], shard: DomainShard[Probe]) -> list[Output]:
+        value = {"kind": "timer", "event_id": timer.key, "deadline": timer.deadline, "watermark": shard.watermark}
+        return [Output("alerts", timer.key, value)]
+
+    def on_watermark(self, shard: DomainShard[Probe]) -> list[Output]:
+        return []
+
+
+def probe_spec(delay_ms: int) -> DomainSpec:
+    return DomainSpec("probe", lambda event, shards: [hash_shard(event.event_id, shards)], lambda _: Probe(delay_ms))
+
+
+def hash_shard(entity: str, shards: int) -> int:
+    from operators.sharding import shard_of
+
+    return shard_of(entity, shards)
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def produce_events(config: Config, events: Iterable[dict[str, Any]], extra: Iterable[Record] = ()) -> int:
+    return produce(config.kafka.bootstrap, [*event_records(events, config.kafka.topics), *extra])
+
+
+def run_to_end(config: Config, domains: list[DomainSpec] | None = None) -> None:
+    run_main(build_flow(config, tail=False, domains=domains))
+
+
+def read_json(config: Config, topic: str, expect: int | None = None) -> list[dict[str, Any]]:
+    return [orjson.loads(v) for _, v in consume_all(config.kafka.bootstrap, config.kafka.topics[topic], expect=expect)]
+
+
+T0 = 1_795_300_000_000  # 2026-11-21T21:46:40Z
+
+
+def valid_event(i: int, ts: int) -> dict[str, Any]:
+    """A valid event of one of the four input topics, chosen by ``i``."""
+    kind = i % 4
+    base = {"event_id": f"ev-{i}", "ts": ts}
+    if kind == 0:
+        return {**base, "type": "add_to_cart", "channel": "web", "session_id": f"s{i % 97}",
+                "anonymous_id": f"a{i % 89}", "customer_id": None, "sku": f"SKU-{i % 50:05d}", "qty": 1, "price": 9.99}
+    if kind == 1:
+        return {**base, "type": "sale", "store_id": "S001", "receipt_id": f"r{i}", "loyalty_id": None,
+                "lines": [{"sku": f"SKU-{i % 50:05d}", "qty": 2, "unit_price": 4.5}], "total": 9.0}
+    if kind == 2:
+        return {**base, "type": "stock_received", "location_id": "W001", "sku": f"SKU-{i % 50:05d}", "qty": 10}
+    return {**base, "type": "consent_changed", "customer_id": f"c{i % 40}", "marketing": i % 3 == 0}
