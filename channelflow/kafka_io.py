@@ -115,12 +115,13 @@ def consume_all(
     expect: int | None = None,
     timeout: float = 30.0,
     idle: float = 2.0,
+    first_wait: float = 5.0,
 ) -> list[tuple[bytes | None, bytes]]:
     """Read a topic from the beginning: (key, value) pairs, in partition order.
 
     Stops when ``expect`` messages were read, or after ``idle`` seconds with
-    nothing new (Tansu's high watermarks can lag, so we consume rather than
-    count offsets), or at ``timeout``.
+    nothing new (``first_wait`` before the first message), or at ``timeout``.
+    Tansu's high watermarks can lag, so this consumes rather than counts offsets.
     """
     consumer = Consumer(
         {
@@ -143,7 +144,7 @@ def consume_all(
             if got:
                 out.extend((m.key(), m.value()) for m in got)
                 last_new = time.monotonic()
-            elif expect is None and time.monotonic() - last_new > idle:
+            elif expect is None and time.monotonic() - last_new > (idle if out else first_wait):
                 break
         return out
     finally:
