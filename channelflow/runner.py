@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from bytewax._bytewax import cli_main
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from prometheus_client import start_http_server
 
@@ -75,6 +76,11 @@ def run(
             recovery_config=recovery,
         )
     except KeyboardInterrupt:
+        log.info("stopped by signal; state is in the last snapshot")
+    except BytewaxRuntimeError as exc:
+        # Bytewax wraps the KeyboardInterrupt our SIGTERM handler raises.
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
         log.info("stopped by signal; state is in the last snapshot")
     return 0
 

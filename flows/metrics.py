@@ -42,3 +42,23 @@ OUTPUTS = Counter(
     "Records written to output topics, by logical output topic.",
     ["topic"],
 )
+ORDERS = Counter(
+    "channelflow_orders",
+    "Orders (online order_placed and till sales), by channel (web, app, store) and store (online for web/app).",
+    ["channel", "store"],
+)
+REVENUE = Counter(
+    "channelflow_revenue",
+    "Order value in the configured currency's major units, by channel and store.",
+    ["channel", "store"],
+)
+RETURNS = Counter(
+    "channelflow_returns",
+    "Returns at the tills, by store.",
+    ["channel", "store"],
+)
+REFUNDS = Counter(
+    "channelflow_refunds",
+    "Value of returned lines in major units, by store.",
+    ["channel", "store"],
+)

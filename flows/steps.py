@@ -17,6 +17,8 @@ from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMe
 from flows import metrics
 from operators.contract import Event, Rejection, parse
 from operators.dead_letter import dead_letter
+from operators.kpis import kpi_of
+from operators.money import from_millis
 from operators.sequencer import Sequencer
 from operators.shard import Domain, DomainShard
 from operators.sharding import shard_key, shard_of
@@ -130,7 +132,21 @@ class Sequence:
         if admission.duplicate:
             metrics.DUPLICATES.labels(item.topic).inc()
             return state, []
+        count_kpi(item)
         return state, [item]
+
+
+def count_kpi(event: Event) -> None:
+    """Add a de-duplicated event's orders, revenue and returns to the metrics."""
+    kpi = kpi_of(event)
+    if kpi is None:
+        return
+    if kpi.kind == "order":
+        metrics.ORDERS.labels(kpi.channel, kpi.store).inc()
+        metrics.REVENUE.labels(kpi.channel, kpi.store).inc(from_millis(kpi.amount_millis))
+    else:
+        metrics.RETURNS.labels(kpi.channel, kpi.store).inc()
+        metrics.REFUNDS.labels(kpi.channel, kpi.store).inc(from_millis(kpi.amount_millis))
 
 
 @dataclass(frozen=True)
