@@ -91,6 +91,7 @@ def build_flow(
             config.time.idle_timeout_ms,
             config.time.dedupe_horizon_ms,
             partitions,
+            frozenset(loc.id for loc in config.locations if loc.type == "store"),
         ),
     )
     outputs: list[Stream[Output]] = [split.trues, errors]

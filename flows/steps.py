@@ -105,6 +105,7 @@ class Sequence:
     idle_timeout_ms: int
     dedupe_horizon_ms: int
     partitions: int
+    stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
 
     def __call__(
         self, state: Sequencer | None, value: tuple[int, Event | Marker]
@@ -132,21 +133,25 @@ class Sequence:
         if admission.duplicate:
             metrics.DUPLICATES.labels(item.topic).inc()
             return state, []
-        count_kpi(item)
+        count_kpi(item, self.stores)
         return state, [item]
 
 
-def count_kpi(event: Event) -> None:
-    """Add a de-duplicated event's orders, revenue and returns to the metrics."""
+def count_kpi(event: Event, stores: frozenset[str]) -> None:
+    """Add a de-duplicated event's orders, revenue and returns to the metrics.
+
+    Store ids come from input, so only configured ones become label values.
+    """
     kpi = kpi_of(event)
     if kpi is None:
         return
+    store = kpi.store if kpi.store == "online" or kpi.store in stores else "other"
     if kpi.kind == "order":
-        metrics.ORDERS.labels(kpi.channel, kpi.store).inc()
-        metrics.REVENUE.labels(kpi.channel, kpi.store).inc(from_millis(kpi.amount_millis))
+        metrics.ORDERS.labels(kpi.channel, store).inc()
+        metrics.REVENUE.labels(kpi.channel, store).inc(from_millis(kpi.amount_millis))
     else:
-        metrics.RETURNS.labels(kpi.channel, kpi.store).inc()
-        metrics.REFUNDS.labels(kpi.channel, kpi.store).inc(from_millis(kpi.amount_millis))
+        metrics.RETURNS.labels(kpi.channel, store).inc()
+        metrics.REFUNDS.labels(kpi.channel, store).inc(from_millis(kpi.amount_millis))
 
 
 @dataclass(frozen=True)

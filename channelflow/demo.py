@@ -1,0 +1,124 @@
+"""``channelflow demo``: the whole product on one machine, no Docker, no setup.
+
+Starts the embedded Kafka-protocol broker, creates the topics, runs the flow
+and the simulator as child processes (the same ``channelflow run`` and
+``channelflow simulate`` an operator would use), and prints a live summary
+read from the flow's own ``/metrics`` endpoint until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from channelflow.broker import EmbeddedBroker
+from channelflow.config import Config
+from channelflow.kafka_io import create_topics
+
+SUMMARY_EVERY_S = 2.0
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sum every ``channelflow_*`` sample of a /metrics page by name (labels summed over)."""
+    with urllib.request.urlopen(url, timeout=2) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("channelflow_") and not sample.name.endswith("_created"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def summary_line(now: Mapping[str, float], before: Mapping[str, float], seconds: float) -> str:
+    """One line of the live summary: rates from the difference of two scrapes.
+
+    >>> summary_line({"channelflow_events_total": 300, "channelflow_orders_total": 4,
+    ...               "channelflow_revenue_total": 99.5}, {"channelflow_events_total": 100}, 2.0)
+    'events 300 (100/s) | orders 4 | revenue 99.50 | returns 0 | dead letters 0 | duplicates 0 | late 0 | promotions 0'
+    """
+    events = now.get("channelflow_events_total", 0.0)
+    rate = (events - before.get("channelflow_events_total", 0.0)) / seconds if seconds > 0 else 0.0
+    return (
+        f"events {events:.0f} ({rate:.0f}/s)"
+        f" | orders {now.get('channelflow_orders_total', 0):.0f}"
+        f" | revenue {now.get('channelflow_revenue_total', 0):.2f}"
+        f" | returns {now.get('channelflow_returns_total', 0):.0f}"
+        f" | dead letters {now.get('channelflow_dead_letters_total', 0):.0f}"
+        f" | duplicates {now.get('channelflow_duplicates_total', 0):.0f}"
+        f" | late {now.get('channelflow_late_events_total', 0):.0f}"
+        f" | promotions {now.get('channelflow_promotions_total', 0):.0f}"
+    )
+
+
+def _child_env(config: Config, broker: EmbeddedBroker, state_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CHANNELFLOW_KAFKA__BROKERS"] = broker.bootstrap
+    env["CHANNELFLOW_FLOW__RECOVERY_DIR"] = str(state_dir / "recovery")
+    if config.source is not None:
+        env["CHANNELFLOW_CONFIG"] = str(config.source)
+    return env
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def run_demo(config: Config, args: argparse.Namespace) -> int:
+    """Run broker, flow and simulator until Ctrl-C (or ``args.duration`` seconds)."""
+    python = sys.executable
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="channelflow-demo-") as state:
+        print(f"embedded broker on {broker.bootstrap}", flush=True)
+        create_topics(broker.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
+        env = _child_env(config, broker, Path(state))
+        pacing = ["--speed", str(args.speed)] if args.speed else ["--rate", str(args.rate)]
+        topics = [f"--topic={k}={config.kafka.topics[k]}" for k in ("clickstream", "pos", "inventory", "customers")]
+        children = [
+            subprocess.Popen([python, "-m", "channelflow.cli", "run"], env=env),
+            subprocess.Popen(
+                [python, "-m", "channelflow.cli", "simulate", "--brokers", broker.bootstrap, "--days", "0",
+                 "--customers", str(args.customers), "--seed", str(args.seed), *topics, *pacing],
+                env=env,
+            ),
+        ]
+        url = f"http://{config.metrics.host}:{config.metrics.port}/metrics"
+        print(f"flow metrics on {url}; Ctrl-C to stop", flush=True)
+        started = time.monotonic()
+        before: dict[str, float] = {}
+        last = started
+        try:
+            while args.duration is None or time.monotonic() - started < args.duration:
+                time.sleep(SUMMARY_EVERY_S)
+                for child in children:
+                    if child.poll() is not None:
+                        print(f"a child process exited with code {child.returncode}", file=sys.stderr)
+                        return 1
+                try:
+                    now = scrape(url)
+                except OSError:
+                    continue  # the flow is still starting
+                tick = time.monotonic()
+                print(summary_line(now, before, tick - last), flush=True)
+                before, last = now, tick
+        except KeyboardInterrupt:
+            print("\nstopping...", flush=True)
+        finally:
+            _stop(children)
+    return 0
