@@ -1,0 +1,130 @@
+"""Throughput of the real flow against a Bytewax Kafka decode-and-count baseline.
+
+Both read the same simulated events from the same embedded broker, in the same
+run, each in a fresh child process (so each has its own peak RSS):
+
+* baseline: Bytewax ``KafkaSource`` -> ``orjson.loads`` -> count;
+* channelflow: the real flow (validation, dead letters, dedupe, watermark,
+  every domain) writing its outputs back to Kafka.
+
+Usage: ``python bench/bench.py --events 200000``. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from channelflow.broker import EmbeddedBroker  # noqa: E402
+from channelflow.config import load_config  # noqa: E402
+from channelflow.kafka_io import create_topics, event_records, produce  # noqa: E402
+
+
+def _baseline(brokers: str, topics: list[str]) -> int:
+    import bytewax.operators as op
+    import orjson
+    from bytewax.connectors.kafka import operators as kop
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import run_main
+
+    counted = [0]
+
+    def count(batch: list[object]) -> list[int]:
+        counted[0] += sum(1 for msg in batch if orjson.loads(msg.value) is not None)  # type: ignore[attr-defined]
+        return []
+
+    flow = Dataflow("baseline")
+    source = kop.input("kafka_in", flow, brokers=[brokers], topics=topics, tail=False)
+    op.inspect("sink", op.flat_map_batch("decode_count", source.oks, count))
+    run_main(flow)
+    return counted[0]
+
+
+def _channelflow() -> int:
+    from bytewax.testing import run_main
+
+    from flows import metrics
+    from flows.main import build_flow
+
+    run_main(build_flow(load_config(), tail=False))
+    return int(sum(s.value for s in metrics.EVENTS.collect()[0].samples if s.name.endswith("_total")))
+
+
+def child(kind: str, brokers: str, topics: list[str]) -> None:
+    """Run one measurement in this process and print it as JSON."""
+    started = time.perf_counter()
+    count = _baseline(brokers, topics) if kind == "baseline" else _channelflow()
+    seconds = time.perf_counter() - started
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"kind": kind, "events": count, "seconds": seconds, "rss_mb": rss_mb}))
+
+
+def measure(kind: str, env: dict[str, str], brokers: str, topics: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--brokers", brokers, "--topics", ",".join(topics)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--child", choices=["baseline", "channelflow"], help=argparse.SUPPRESS)
+    parser.add_argument("--brokers", help=argparse.SUPPRESS)
+    parser.add_argument("--topics", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.brokers, args.topics.split(","))
+        return 0
+
+    from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+
+    config = load_config()
+    with EmbeddedBroker() as broker:
+        create_topics(broker.bootstrap, config.kafka.topics.values(), args.partitions)
+        settings = SimulationSettings(seed=11, customers=args.customers, days=None)
+        events = list(islice(simulate(settings, DEFAULT_LOCATIONS), args.events))
+        produce(broker.bootstrap, event_records(events, config.kafka.topics))
+        env = dict(os.environ)
+        env.update(
+            {
+                "CHANNELFLOW_KAFKA__BROKERS": broker.bootstrap,
+                "CHANNELFLOW_FLOW__RECOVERY_DIR": "none",
+                "CHANNELFLOW_METRICS__PORT": "0",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        inputs = [config.kafka.topics[k] for k in ("clickstream", "pos", "inventory", "customers")]
+        base = measure("baseline", env, broker.bootstrap, inputs)
+        real = measure("channelflow", env, broker.bootstrap, inputs)
+    for result in (base, real):
+        if result["events"] != args.events:
+            raise SystemExit(f"{result['kind']} saw {result['events']} events, not {args.events}")
+    rate_base = base["events"] / base["seconds"]
+    rate_real = real["events"] / real["seconds"]
+    print(f"{args.events} simulated events, {args.partitions} partitions per topic, 1 worker\n")
+    print("| run | events/s | ratio to baseline | peak RSS (MB) |")
+    print("|---|---:|---:|---:|")
+    print(f"| baseline: Kafka decode-and-count | {rate_base:,.0f} | 1.00 | {base['rss_mb']:.0f} |")
+    print(f"| channelflow flow | {rate_real:,.0f} | {rate_real / rate_base:.2f} | {real['rss_mb']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
