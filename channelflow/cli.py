@@ -49,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in _TOOLS.items():
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(tool_module=module)
-        importlib.import_module(module).add_arguments(sub)
+        try:
+            importlib.import_module(module).add_arguments(sub)
+        except ImportError as exc:  # one broken tool must not take the other commands down
+            sub.set_defaults(tool_error=f"{name} is unavailable: {exc}")
     return parser
 
 
@@ -60,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "tool_error", None):
+            print(f"channelflow: {args.tool_error}", file=sys.stderr)
+            return 2
         if getattr(args, "tool_module", None):
             return int(importlib.import_module(args.tool_module).main(args))
         config = load_config(args.config)

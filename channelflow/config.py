@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from operators.contract import is_timezone
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +32,7 @@ ENV_PREFIX = "CHANNELFLOW_"
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_MAX_DURATION_S = 100 * 365 * 86_400
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 INPUT_TOPIC_KEYS = ("clickstream", "pos", "inventory", "customers")
@@ -146,12 +148,13 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
 
 def _duration(key: str, value: Any) -> int:
     """Milliseconds from '500ms', '30s', '5m', '2h', '90d' (or a bare number of seconds)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= _MAX_DURATION_S:
         return round(value * 1000)
     match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
+    millis = round(float(match.group(1)) * _UNIT_MS[match.group(2)]) if match else -1
+    if not 0 <= millis <= _MAX_DURATION_S * 1000:
         raise _fail(key, "a duration such as '30s', '5m', '2h' or '90d'", value)
-    return round(float(match.group(1)) * _UNIT_MS[match.group(2)])
+    return millis
 
 
 def _brokers(key: str, value: Any) -> tuple[str, ...]:
@@ -161,17 +164,15 @@ def _brokers(key: str, value: Any) -> tuple[str, ...]:
     brokers = tuple(_str(f"{key}[{i}]", b).strip() for i, b in enumerate(items))
     for i, broker in enumerate(brokers):
         host, _, port = broker.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
             raise _fail(f"{key}[{i}]", "'host:port'", broker)
     return brokers
 
 
 def _timezone(key: str, value: Any) -> str:
     name = _str(key, value)
-    try:
-        ZoneInfo(name)
-    except (ValueError, OSError, KeyError):
-        raise _fail(key, "an IANA time zone such as 'Europe/London'", value) from None
+    if not is_timezone(name):
+        raise _fail(key, "an IANA time zone such as 'Europe/London'", value)
     return name
 
 
@@ -238,7 +239,7 @@ def _locations(raw: Any) -> tuple[Location, ...]:
     locations = []
     for i, entry in enumerate(raw):
         section = f"locations[{i}]"
-        table = _table(section, entry)
+        table = dict(_table(section, entry))
         optional = {k: table.pop(k) for k in ("opens", "closes") if k in table}
         values = _take(
             table,
@@ -369,6 +370,8 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         doc = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {file} cannot be read as UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
     return from_mapping(apply_env(doc, env), source=file)

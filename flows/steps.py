@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import orjson
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
@@ -26,7 +26,7 @@ from operators.stream_items import Marker, Output, Progress
 
 SourceMessage = KafkaSourceMessage[bytes | None, bytes | None]
 Keyed = tuple[str, tuple[int, Any]]
-SequencedItem = Union[Event, Progress]
+SequencedItem = Event | Progress
 
 
 def _now_ms() -> int:

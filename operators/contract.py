@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import available_timezones
 
 import orjson
 
@@ -86,6 +86,8 @@ ERROR_CODES = (
 #: Event time bounds: 1970-01-01 up to 2200-01-01, in epoch milliseconds.
 _MAX_TS_MS = 7_258_118_400_000
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +153,19 @@ def parse_ts(value: Any) -> int:
     if isinstance(value, int):
         ms = value
     elif isinstance(value, str):
+        if not _RFC3339_RE.match(value):
+            raise _Invalid(
+                "invalid_value",
+                f"field 'ts': not an RFC 3339 timestamp with offset (2026-11-22T10:15:30.123Z): {value[:64]!r}",
+            )
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        fraction = re.search(r"\.(\d+)", text)
+        if fraction and len(fraction.group(1)) > 6:  # fromisoformat takes at most microseconds
+            text = text.replace(fraction.group(0), fraction.group(0)[:7], 1)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise _Invalid("invalid_value", f"field 'ts': not an RFC 3339 timestamp: {value[:64]!r}") from None
-        if parsed.tzinfo is None or "T" not in text.upper():
-            raise _Invalid("invalid_value", f"field 'ts': RFC 3339 needs a date, a time and an offset: {value[:64]!r}")
+            raise _Invalid("invalid_value", f"field 'ts': not a valid date and time: {value[:64]!r}") from None
         ms = round(parsed.timestamp() * 1000)
     else:
         raise _Invalid("wrong_type", f"field 'ts': expected RFC 3339 string or integer epoch ms, got {_kind(value)}")
@@ -170,8 +178,12 @@ def parse(raw: bytes | None, topic: str, *, max_bytes: int = 65536) -> Event | R
     """Decode and validate one message of logical ``topic``; never raises on input."""
     if raw is None or len(raw) == 0:
         return Rejection("empty_message", "the message has no value")
+    if not isinstance(raw, bytes):
+        raw = bytes(raw)
     if len(raw) > max_bytes:
         return Rejection("oversize", f"{len(raw)} bytes is over the limit of {max_bytes}")
+    if raw.startswith(_BOM):
+        return Rejection("invalid_json", "a UTF-8 byte order mark is not allowed before the JSON object")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -309,13 +321,18 @@ def _return_line(line: Mapping[str, Any], where: str) -> None:
     _boolean(line, "restock", where, required=False)
 
 
-@lru_cache(maxsize=1024)
-def _is_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ValueError, OSError, KeyError):
-        return False
-    return True
+@lru_cache(maxsize=1)
+def _iana_zones() -> frozenset[str]:
+    # The host's zoneinfo directory also holds files that are not zone names.
+    special = {"localtime", "posixrules", "Factory"}
+    return frozenset(
+        z for z in available_timezones() if z not in special and not z.startswith(("right/", "posix/"))
+    )
+
+
+def is_timezone(name: str) -> bool:
+    """True for an IANA time zone name such as ``Europe/London`` (not host files like ``localtime``)."""
+    return name in _iana_zones()
 
 
 # -- per-topic common fields -------------------------------------------------
@@ -460,6 +477,8 @@ def _consent_changed(body: Mapping[str, Any]) -> None:
     if not isinstance(channels, list):
         raise _Invalid("wrong_type", f"field 'channels': expected array, got {_kind(channels)}")
     for i, channel in enumerate(channels):
+        if not isinstance(channel, str):
+            raise _Invalid("wrong_type", f"field 'channels[{i}]': expected string, got {_kind(channel)}")
         if channel not in ("email", "push", "sms"):
             raise _Invalid("invalid_value", f"field 'channels[{i}]': must be one of email, push, sms")
 
@@ -475,7 +494,7 @@ def _profile_updated(body: Mapping[str, Any]) -> None:
         except ValueError:
             raise _Invalid("invalid_value", f"field 'birthday': expected YYYY-MM-DD, got {birthday[:32]!r}") from None
     timezone = _optional_string(body, "timezone")
-    if timezone is not None and not _is_timezone(timezone):
+    if timezone is not None and not is_timezone(timezone):
         raise _Invalid("invalid_value", f"field 'timezone': unknown IANA time zone {timezone[:64]!r}")
     _optional_string(body, "home_store_id")
 

@@ -95,7 +95,7 @@ class TimerQueue(Generic[P]):
     def _drop_stale_top(self) -> None:
         heap, live = self._heap, self._live
         while heap:
-            deadline, key, seq = heap[0]
+            _, key, seq = heap[0]
             current = live.get(key)
             if current is not None and current[1] == seq:
                 return

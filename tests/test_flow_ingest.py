@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from channelflow.broker import EmbeddedBroker
 from tests.conftest import make_config
-from tests.flow_harness import T0, metric, probe_spec, produce_events, read_json, run_to_end, valid_event
+from tests.flow_harness import (
+    T0,
+    metric,
+    probe_spec,
+    produce_events,
+    read_json,
+    run_to_end,
+    valid_event,
+)
 
 pytestmark = pytest.mark.integration
 
