@@ -65,17 +65,26 @@ class DomainShard(Generic[D]):
         return self.clock.is_late(ts)
 
     def on_event(self, event: Event) -> list[Output]:
-        return self.domain.on_event(event, self)
+        """Apply an event; a timer it set behind the watermark (a late event's) fires at once."""
+        outputs = self.domain.on_event(event, self)
+        due = self.timers.next_deadline()
+        if due is not None and self.is_late(due):
+            outputs.extend(self._fire_due())
+        return outputs
 
     def on_progress(self, progress: Progress) -> list[Output]:
         """Take an upstream watermark; fire what became due."""
         if not self.clock.report(progress.shard, progress.watermark):
             return []
+        outputs = self._fire_due()
+        outputs.extend(self.domain.on_watermark(self))
+        return outputs
+
+    def _fire_due(self) -> list[Output]:
+        # A timer fires once the watermark has passed its deadline (deadline < watermark).
         watermark = self.clock.value
         assert watermark is not None
         outputs: list[Output] = []
-        # A timer fires once the watermark has passed its deadline (deadline < watermark).
         for timer in self.timers.pop_due(watermark - 1):
             outputs.extend(self.domain.on_timer(timer, self))
-        outputs.extend(self.domain.on_watermark(self))
         return outputs

@@ -183,3 +183,11 @@ def test_shard_fires_each_timer_once_after_the_watermark_passes(times: list[int]
     due = sorted((ts + 500, f"e{i}") for i, ts in enumerate(times) if ts + 500 < final)
     assert sorted((o.value["deadline"], o.key) for o in fired) == due
     assert all(o.value["deadline"] < o.value["watermark"] for o in fired)
+
+
+def test_a_late_event_s_timer_fires_at_once_not_at_the_next_progress() -> None:
+    shard = DomainShard(Reminder(delay=500), upstreams=1)
+    shard.on_progress(Progress(0, 10_000))
+    fired = shard.on_event(_event("late", 1_000))  # deadline 1,500 is long past
+    assert [(o.key, o.value["deadline"]) for o in fired] == [("late", 1_500)]
+    assert shard.on_event(_event("on-time", 9_800)) == []  # deadline 10,300 is not
