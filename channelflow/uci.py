@@ -61,7 +61,8 @@ __all__ = [
     "summarize",
 ]
 
-DEFAULT_CSV = Path("/work/shared/data/uci-online-retail/online_retail.csv.gz")
+# The shared data folder sits beside the repository checkout.
+DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "uci-online-retail" / "online_retail.csv.gz"
 STORE_ID = "UCI01"
 HEADER = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 MAX_LINES_PER_EVENT = 1000
@@ -418,7 +419,7 @@ class CsvFacts:
 
 
 def csv_facts(rows: Iterable[CsvRow]) -> CsvFacts:
-    """Count the CSV's own facts (see ``/work/shared/data/README.md``) without the mapping."""
+    """Count the CSV's own facts (see ``../shared/data/README.md``) without the mapping."""
     counts = Counter[tuple[str | int | None, ...]]()
     by_sku: Counter[str] = Counter()
     invoices: set[str] = set()

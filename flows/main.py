@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
@@ -28,7 +29,9 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 from channelflow.config import Config, load_config
 from channelflow.kafka_io import count_partitions
 from flows import steps
+from flows.inventory_wiring import InventoryMetrics, inventory_settings
 from operators.contract import Event
+from operators.inventory import Inventory, inventory_shards
 from operators.shard import Domain
 from operators.stream_items import Output
 
@@ -36,16 +39,30 @@ from operators.stream_items import Output
 @dataclass(frozen=True)
 class DomainSpec:
     """A domain stage: its name (step id and shard key prefix), how events reach
-    its shards, and how to build one shard's domain state."""
+    its shards, how to build one shard's domain state, and optional metric hooks
+    (on a shard after its watermark moved, on each output record)."""
 
     name: str
     routes: Callable[[Event, int], Iterable[int]]
     make: Callable[[int], Domain]
+    observe_shard: Callable[[int, Any], None] | None = None
+    observe_output: Callable[[Output], None] | None = None
 
 
 def domain_specs(config: Config) -> list[DomainSpec]:
     """The domains of the flow, in the order their steps are added."""
-    return []
+    shards = config.flow.shards
+    settings = inventory_settings(config)
+    inventory_metrics = InventoryMetrics({loc.id: loc.type for loc in config.locations})
+    return [
+        DomainSpec(
+            "inventory",
+            inventory_shards,
+            lambda shard: Inventory(settings, shard, shards),
+            inventory_metrics.observe_shard,
+            inventory_metrics.observe_output,
+        ),
+    ]
 
 
 def build_flow(
@@ -97,12 +114,24 @@ def build_flow(
     outputs: list[Stream[Output]] = [split.trues, errors]
     for spec in domain_specs(config) if domains is None else domains:
         routed = op.flat_map(f"route_{spec.name}", sequenced, steps.Route(spec.name, shards, spec.routes))
-        results = op.stateful_flat_map(spec.name, routed, steps.RunDomain(spec.make, upstreams=shards))
-        outputs.append(op.map(f"{spec.name}_out", results, steps.unkey))
+        results = op.stateful_flat_map(
+            spec.name, routed, steps.RunDomain(spec.make, upstreams=shards, observe_shard=spec.observe_shard)
+        )
+        domain_outputs = op.map(f"{spec.name}_out", results, steps.unkey)
+        if spec.observe_output is not None:
+            domain_outputs = op.inspect(f"{spec.name}_metrics", domain_outputs, _ignore_step(spec.observe_output))
+        outputs.append(domain_outputs)
     merged = op.merge("outputs", *outputs)
     messages = op.map("serialize", merged, steps.to_kafka(kafka.topics))
     kop.output("kafka_out", messages, brokers=list(kafka.brokers), topic=kafka.topics["dead_letters"])
     return flow
+
+
+def _ignore_step(observe: Callable[[Output], None]) -> Callable[[str, Output], None]:
+    def inspector(_step_id: str, output: Output) -> None:
+        observe(output)
+
+    return inspector
 
 
 def __getattr__(name: str) -> Dataflow:

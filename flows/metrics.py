@@ -62,3 +62,28 @@ REFUNDS = Counter(
     "Value of returned lines in major units, by store.",
     ["channel", "store"],
 )
+STOCK_OUTS = Gauge(
+    "channelflow_stock_outs",
+    "SKU-locations with nothing available, by location (configured ids; others as 'other') and type.",
+    ["location", "location_type"],
+)
+LOW_STOCK = Gauge(
+    "channelflow_low_stock",
+    "SKU-locations at or below the low-stock threshold, by location and type.",
+    ["location", "location_type"],
+)
+OPEN_RESERVATIONS = Gauge(
+    "channelflow_open_reservations",
+    "Reserved order lines not yet fulfilled, cancelled or expired, by location and type.",
+    ["location", "location_type"],
+)
+STOCK_ALERTS = Counter(
+    "channelflow_stock_alerts",
+    "Stock alerts written to inventory-updates (low_stock, out_of_stock, back_in_stock, oversold), by location type.",
+    ["alert", "location_type"],
+)
+RESERVATION_EXPIRIES = Counter(
+    "channelflow_reservation_expiries",
+    "Uncollected pickup reservations released on expiry, by location type.",
+    ["location_type"],
+)

@@ -63,7 +63,7 @@ class Decoder:
             if result.ts > latest.get(source, -1):
                 latest[source] = result.ts
         for source, ts in latest.items():
-            marker = Marker(source, ts)
+            marker = Marker(source, ts, received_at)
             out.extend((shard_key("sequence", k), (k, marker)) for k in range(self.shards))
         return out
 
@@ -175,6 +175,7 @@ class RunDomain:
 
     make_domain: Callable[[int], Domain]
     upstreams: int
+    observe_shard: Callable[[int, Any], None] | None = None
 
     def __call__(
         self, state: DomainShard[Any] | None, value: tuple[int, Event | Progress]
@@ -183,7 +184,10 @@ class RunDomain:
         if state is None:
             state = DomainShard(self.make_domain(shard), self.upstreams)
         if isinstance(item, Progress):
-            return state, state.on_progress(item)
+            outputs = state.on_progress(item)
+            if self.observe_shard is not None:
+                self.observe_shard(shard, state.domain)
+            return state, outputs
         return state, state.on_event(item)
 
 

@@ -5,21 +5,6 @@ at every location, as :class:`~operators.stock_ledger.Ledger` entries kept in
 event-time order, so the final state after any arrival order within the
 allowed lateness equals a fold of the events sorted by ``(ts, event_id)``.
 See ``docs/inventory.md`` for the rules.
-
->>> from operators.contract import Event
->>> from operators.shard import DomainShard
->>> from operators.stream_items import Progress
->>> settings = InventorySettings(locations=(Location("S1", "store"),), low_stock_threshold=2)
->>> shard = DomainShard(Inventory(settings), upstreams=1)
->>> [out.value["on_hand"] for out in shard.on_event(Event(
-...     "e1", "stock_received", "inventory", 1_000, {"location_id": "S1", "sku": "MUG", "qty": 3}))][:1]
-[3]
->>> outs = shard.on_event(Event("e2", "sale", "pos", 2_000, {"store_id": "S1", "receipt_id": "r1",
-...     "lines": [{"sku": "MUG", "qty": 2, "unit_price": 9.5}], "total": 19}))
->>> [(o.value["record"], o.value.get("alert"), o.value["available"]) for o in outs]
-[('stock', None, 1), ('alert', 'low_stock', 1)]
->>> shard.domain.position("MUG", "S1")
-Position(on_hand=1, reserved=0, available=1)
 """
 
 from __future__ import annotations
@@ -259,7 +244,20 @@ def _earliest(*keys: Key | None) -> Key | None:
 
 
 class Inventory:
-    """The inventory domain of shard ``shard`` of ``shards`` (a ``Domain`` for ``DomainShard``)."""
+    """The inventory domain of shard ``shard`` of ``shards`` (a ``Domain`` for ``DomainShard``).
+
+    >>> settings = InventorySettings(locations=(Location("S1", "store"),), low_stock_threshold=2)
+    >>> shard = DomainShard(Inventory(settings), upstreams=1)
+    >>> [out.value["on_hand"] for out in shard.on_event(Event(
+    ...     "e1", "stock_received", "inventory", 1_000, {"location_id": "S1", "sku": "MUG", "qty": 3}))][:1]
+    [3]
+    >>> outs = shard.on_event(Event("e2", "sale", "pos", 2_000, {"store_id": "S1", "receipt_id": "r1",
+    ...     "lines": [{"sku": "MUG", "qty": 2, "unit_price": 9.5}], "total": 19}))
+    >>> [(o.value["record"], o.value.get("alert"), o.value["available"]) for o in outs]
+    [('stock', None, 1), ('alert', 'low_stock', 1)]
+    >>> shard.domain.position("MUG", "S1")
+    Position(on_hand=1, reserved=0, available=1)
+    """
 
     def __init__(self, settings: InventorySettings, shard: int = 0, shards: int = 1) -> None:
         self.settings = settings
@@ -270,6 +268,7 @@ class Inventory:
         self._unsettled: set[tuple[str, str]] = set()
         self._level_counts: dict[str, list[int]] = {}  # location -> [stock_outs, low_stock]
         self._open_reservations: Counter[str] = Counter()
+        self._network: Counter[str] = Counter()  # sku -> sum of positive availability
         self.counters: Counter[str] = Counter()
 
     # -- queries
@@ -286,9 +285,8 @@ class Inventory:
                 yield sku, location_id, self._position(sku, location_id, ledger)
 
     def network_available(self, sku: str) -> int:
-        """Sum of the positive availability of ``sku`` over all locations."""
-        return sum(max(0, self._position(sku, loc, ledger).available)
-                   for loc, ledger in self._stock.get(sku, {}).items())
+        """Sum of the positive availability of ``sku`` over all locations (kept up to date)."""
+        return self._network[sku]
 
     def health(self) -> InventoryHealth:
         """Per-location stock-outs, low-stock and open reservation lines, and counters."""
@@ -325,6 +323,7 @@ class Inventory:
                 self.counters["orphan_order_events_forgotten"] += 1
             if order.placed is None or order.is_closed():
                 del self._orders[order.order_id]
+                shard.timers.cancel(_EXPIRE + order.order_id)
             return []
         assert order.placed is not None
         if timer.key.startswith(_ROUTE):
@@ -363,6 +362,8 @@ class Inventory:
     def _on_stock(self, event: Event, key: Key, change: _Change, shard: DomainShard[Any]) -> None:
         body = event.body
         sku, location = body["sku"], body["location_id"]
+        if not self._holds(sku):
+            return
         self._touch(change, sku, location)
         if event.type == "stock_received":
             entry = Entry(key, ADD, body["qty"])
@@ -375,6 +376,8 @@ class Inventory:
     def _on_transfer(self, event: Event, key: Key, change: _Change, shard: DomainShard[Any]) -> None:
         body = event.body
         sku, qty = body["sku"], body["qty"]
+        if not self._holds(sku):
+            return
         for location, delta in ((body["from_location_id"], -qty), (body["to_location_id"], qty)):
             self._touch(change, sku, location)
             self._add(sku, location, Entry(key, ADD, delta))
@@ -588,7 +591,9 @@ class Inventory:
         for (sku, location_id), before in change.before.items():
             ledger = self._stock[sku][location_id]
             position = self._position(sku, location_id, ledger)
-            network = self.network_available(sku)
+            safety = self.settings.safety_stock(sku, location_id)
+            self._network[sku] += max(0, position.available) - max(0, before[0] - before[1] - safety)
+            network = self._network[sku]
             state = {"sku": sku, "location_id": location_id, "on_hand": position.on_hand,
                      "reserved": position.reserved, "available": position.available,
                      "network_available": network, "ts": iso_ms(change.ts),

@@ -10,7 +10,7 @@ the stages downstream how far it has got (a :class:`Progress`).
 >>> ev = Event("e1", "search", "clickstream", 1_000, {})
 >>> seq.admit(ev), seq.admit(ev)
 (Admission(duplicate=False, late=False), Admission(duplicate=True, late=False))
->>> seq.advance(Marker("clickstream:0", 5_000))
+>>> seq.advance(Marker("clickstream:0", 5_000, seen_at=0))
 Progress(shard=0, watermark=5000)
 """
 
@@ -53,7 +53,7 @@ class Sequencer:
 
     def advance(self, marker: Marker) -> Progress | None:
         """Take a progress marker; the new :class:`Progress` if the watermark moved."""
-        if not self.watermark.observe(marker.source, marker.ts):
+        if not self.watermark.observe(marker.source, marker.ts, marker.seen_at):
             return None
         watermark = self.watermark.value
         assert watermark is not None

@@ -12,11 +12,13 @@ class Marker:
 
     Emitted after each source batch to every first-stage shard, along the same
     path as the events, so a shard that got the marker has got the events
-    before it.
+    before it. ``seen_at`` is the wall-clock time (epoch ms) of the batch, for
+    the idle-partition timeout.
     """
 
     source: str
     ts: int
+    seen_at: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,13 @@ Two views of the same idea, one per stage of the flow:
 
 * :class:`PartitionWatermark` (first stage) folds the latest event time of
   every input partition: the watermark is the minimum over partitions minus
-  the allowed lateness. A partition whose latest event time trails the leading
-  partition by more than ``idle_timeout_ms`` no longer holds it back, so a
-  quiet partition cannot stall timers forever; a partition not heard from yet
-  (of the ``partitions`` expected) counts as such a quiet one. Idleness is judged on event
-  time, not on the wall clock, so a replay at full speed gives the same
-  watermark sequence as the same events live.
+  the allowed lateness. A partition that has delivered nothing for
+  ``idle_timeout_ms`` of wall-clock time (as stamped on the progress markers)
+  no longer holds it back, so a quiet partition cannot stall timers forever;
+  a partition not heard from at all counts as quiet once the idle timeout has
+  passed since the first marker. Idleness is on the wall clock on purpose: in
+  a replay at full speed every partition keeps delivering, so none is idle and
+  the watermark is the true minimum, whatever the partitions' relative pace.
 * :class:`UpstreamWatermark` (later stages) is the minimum of the watermarks
   reported by each upstream shard: a downstream shard has seen everything up
   to it once every upstream shard has said so.
@@ -17,39 +18,46 @@ Two views of the same idea, one per stage of the flow:
 Both only move forward. An event is *late* when its time is before the
 watermark; a timer fires once the watermark has passed its deadline.
 
->>> wm = PartitionWatermark(lateness_ms=10, idle_timeout_ms=1_000, partitions=2)
->>> wm.observe("pos:0", 1_500), wm.value  # pos:1 not heard from: at most leader - idle
-(True, 490)
->>> wm.observe("pos:1", 1_200), wm.value
+>>> wm = PartitionWatermark(lateness_ms=10, idle_timeout_ms=60_000, partitions=2)
+>>> wm.observe("pos:0", 1_500, now_ms=0), wm.value  # pos:1 not heard from yet: wait
+(False, None)
+>>> wm.observe("pos:1", 1_200, now_ms=1_000), wm.value
 (True, 1190)
->>> wm.observe("pos:0", 5_000), wm.value  # pos:1 trails by more than the idle timeout
-(True, 3990)
+>>> wm.observe("pos:0", 9_000, now_ms=70_000), wm.value  # pos:1 silent for over a minute
+(True, 8990)
 """
 
 from __future__ import annotations
 
 
 class PartitionWatermark:
-    """Watermark over input partitions with allowed lateness and an idle timeout."""
+    """Watermark over input partitions with allowed lateness and a wall-clock idle timeout."""
 
-    __slots__ = ("_latest", "idle_timeout_ms", "lateness_ms", "partitions", "value")
+    __slots__ = ("_latest", "_now", "_seen", "_started", "idle_timeout_ms", "lateness_ms", "partitions", "value")
 
     def __init__(self, lateness_ms: int, idle_timeout_ms: int, partitions: int = 1) -> None:
         self.lateness_ms = lateness_ms
         self.idle_timeout_ms = idle_timeout_ms
         self.partitions = partitions
         self._latest: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
+        self._started: int | None = None
+        self._now = 0
         self.value: int | None = None
 
-    def observe(self, partition: str, ts: int) -> bool:
-        """Record that ``partition`` has delivered events up to ``ts``; True if the watermark moved."""
-        if ts <= self._latest.get(partition, -1):
-            return False
-        self._latest[partition] = ts
-        latest = self._latest.values()
-        leader = max(latest)
-        slowest = min(latest) if len(latest) >= self.partitions else leader - self.idle_timeout_ms
-        candidate = max(slowest, leader - self.idle_timeout_ms) - self.lateness_ms
+    def observe(self, partition: str, ts: int, now_ms: int) -> bool:
+        """``partition`` delivered events up to ``ts`` (marker stamped ``now_ms``); True if the watermark moved."""
+        if self._started is None:
+            self._started = now_ms
+        self._now = max(self._now, now_ms)
+        self._seen[partition] = now_ms
+        if ts > self._latest.get(partition, -1):
+            self._latest[partition] = ts
+        if len(self._latest) < self.partitions and self._now - self._started <= self.idle_timeout_ms:
+            return False  # some partition may still be about to deliver older events
+        horizon = self._now - self.idle_timeout_ms
+        active = [latest for p, latest in self._latest.items() if self._seen[p] >= horizon]
+        candidate = min(active) - self.lateness_ms
         if self.value is None or candidate > self.value:
             self.value = candidate
             return True
@@ -63,11 +71,13 @@ class PartitionWatermark:
         """Latest event time per partition."""
         return dict(self._latest)
 
-    def __getstate__(self) -> tuple[int, int, int, dict[str, int], int | None]:
-        return (self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self.value)
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self._seen,
+                self._started, self._now, self.value)
 
-    def __setstate__(self, state: tuple[int, int, int, dict[str, int], int | None]) -> None:
-        self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self.value = state
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        (self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self._seen,  # type: ignore[assignment]
+         self._started, self._now, self.value) = state
 
 
 class UpstreamWatermark:

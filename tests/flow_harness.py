@@ -77,7 +77,7 @@ def valid_event(i: int, ts: int) -> dict[str, Any]:
         return {**base, "type": "add_to_cart", "channel": "web", "session_id": f"s{i % 97}",
                 "anonymous_id": f"a{i % 89}", "customer_id": None, "sku": f"SKU-{i % 50:05d}", "qty": 1, "price": 9.99}
     if kind == 1:
-        return {**base, "type": "sale", "store_id": "S001", "receipt_id": f"r{i}", "loyalty_id": None,
+        return {**base, "type": "sale", "store_id": f"S00{i % 6 + 1}", "receipt_id": f"r{i}", "loyalty_id": None,
                 "lines": [{"sku": f"SKU-{i % 50:05d}", "qty": 2, "unit_price": 4.5}], "total": 9.0}
     if kind == 2:
         return {**base, "type": "stock_received", "location_id": "W001", "sku": f"SKU-{i % 50:05d}", "qty": 10}

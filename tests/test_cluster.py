@@ -74,10 +74,7 @@ def test_one_and_two_processes_give_the_same_outputs(broker: EmbeddedBroker) -> 
         _run_processes(
             [sys.executable, "-m", "bytewax.run", "tests.probe_flow:flow"],
             processes,
-            # All sales share one store key, so one pos partition stays empty:
-            # a short idle timeout keeps the watermark close behind the leader.
-            _env(config_probe, PROBE_DELAY_MS="2000", CHANNELFLOW_TIME__IDLE_TIMEOUT="5s",
-                 CHANNELFLOW_TIME__ALLOWED_LATENESS="1s"),
+            _env(config_probe, PROBE_DELAY_MS="2000", CHANNELFLOW_TIME__ALLOWED_LATENESS="1s"),
         )
         probe = read_json(config_probe, "alerts")
         events = sorted(r["event_id"] for r in probe if r["kind"] == "event")

@@ -66,10 +66,10 @@ def test_dead_letters_and_duplicates_are_counted_exactly(broker: EmbeddedBroker)
 
 
 def test_timers_fire_on_the_watermark_for_keys_that_never_return(broker: EmbeddedBroker) -> None:
-    # 1 s lateness, 60 s idle timeout, one probe timer 5 s after every event;
-    # one partition per topic, so that no partition stays empty (an empty one
-    # would count as idle and hold the watermark 60 s behind the leader).
-    config = make_config(broker, partitions=1, TIME__ALLOWED_LATENESS="1s", TIME__IDLE_TIMEOUT="60s")
+    # 1 s lateness, one probe timer 5 s after every event; one partition per
+    # topic, so that no partition stays empty (the watermark waits for every
+    # partition until the idle timeout).
+    config = make_config(broker, partitions=1, TIME__ALLOWED_LATENESS="1s")
     events = [valid_event(i, T0 + i * 100) for i in range(600)]  # 60 s of event time
     produce_events(config, events)
     run_to_end(config, [probe_spec(delay_ms=5_000)])
@@ -93,7 +93,7 @@ def test_outputs_do_not_depend_on_batching(broker: EmbeddedBroker) -> None:
     results = []
     for batch_size in ("1", "1000"):
         config = make_config(
-            broker, partitions=1, TIME__ALLOWED_LATENESS="2s", TIME__IDLE_TIMEOUT="30s", KAFKA__BATCH_SIZE=batch_size
+            broker, partitions=1, TIME__ALLOWED_LATENESS="2s", KAFKA__BATCH_SIZE=batch_size
         )
         produce_events(config, events)
         run_to_end(config, [probe_spec(delay_ms=3_000)])

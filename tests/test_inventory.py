@@ -292,7 +292,7 @@ PROPERTY_SETTINGS = InventorySettings(
 
 
 @pytest.mark.parametrize("shards", [1, 3])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(log=inventory_logs())
 def test_final_state_equals_reference_fold_under_reordering(shards: int, log: list[tuple[Event, int]]) -> None:
     harness = stream(log, shards, PROPERTY_SETTINGS)
@@ -306,6 +306,12 @@ def test_final_state_equals_reference_fold_under_reordering(shards: int, log: li
         if position is not None:
             assert position.available == position.on_hand - position.reserved - PROPERTY_SETTINGS.safety_stock(sku, loc)
     assert harness.open_reservations() == open_lines
+    for shard in harness.shards:
+        inventory = shard.domain
+        network: Counter[str] = Counter()
+        for sku, _, position in inventory.positions():
+            network[sku] += max(0, position.available)
+        assert {sku: inventory.network_available(sku) for sku in network} == dict(network)
     # The last stock record of each SKU-location is its final state: consumers can trust the stream.
     last: dict[StockKey, tuple[int, int]] = {}
     for value in records(harness.outputs, "stock"):
