@@ -7,7 +7,13 @@ run, each in a fresh child process (so each has its own peak RSS):
 * channelflow: the real flow (validation, dead letters, dedupe, watermark,
   every domain) writing its outputs back to Kafka.
 
-Usage: ``python bench/bench.py --events 200000``. Prints a Markdown table.
+``--traffic inventory`` keeps only the events that move stock (sales,
+returns, orders, receipts, counts, transfers). The script also folds the
+stock events through one inventory shard in-process and reports its pickled
+state bytes per SKU-location (what a recovery snapshot stores).
+
+Usage: ``python bench/bench.py --events 200000 [--traffic inventory]``.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--traffic", choices=["mixed", "inventory"], default="mixed")
     parser.add_argument("--child", choices=["baseline", "channelflow"], help=argparse.SUPPRESS)
     parser.add_argument("--brokers", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)
@@ -99,7 +106,10 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap, config.kafka.topics.values(), args.partitions)
         settings = SimulationSettings(seed=11, customers=args.customers, days=None)
-        events = list(islice(simulate(settings, DEFAULT_LOCATIONS), args.events))
+        stream = simulate(settings, DEFAULT_LOCATIONS)
+        if args.traffic == "inventory":
+            stream = (e for e in stream if e["type"] in STOCK_TYPES)
+        events = list(islice(stream, args.events))
         produce(broker.bootstrap, event_records(events, config.kafka.topics))
         env = dict(os.environ)
         env.update(
@@ -118,12 +128,41 @@ def main() -> int:
             raise SystemExit(f"{result['kind']} saw {result['events']} events, not {args.events}")
     rate_base = base["events"] / base["seconds"]
     rate_real = real["events"] / real["seconds"]
-    print(f"{args.events} simulated events, {args.partitions} partitions per topic, 1 worker\n")
+    bytes_per_position, positions = inventory_state_bytes(events, config)
+    print(f"{args.events} simulated events ({args.traffic}), {args.partitions} partitions per topic, 1 worker\n")
     print("| run | events/s | ratio to baseline | peak RSS (MB) |")
     print("|---|---:|---:|---:|")
     print(f"| baseline: Kafka decode-and-count | {rate_base:,.0f} | 1.00 | {base['rss_mb']:.0f} |")
     print(f"| channelflow flow | {rate_real:,.0f} | {rate_real / rate_base:.2f} | {real['rss_mb']:.0f} |")
+    print(f"\ninventory state: {bytes_per_position:.0f} bytes per SKU-location ({positions} SKU-locations)")
     return 0
+
+
+STOCK_TYPES = {
+    "sale", "return", "order_placed", "order_fulfilled", "order_cancelled",
+    "stock_received", "stock_adjusted", "stock_counted", "transfer",
+}
+
+
+def inventory_state_bytes(events: list[dict[str, object]], config: object) -> tuple[float, int]:
+    """Fold the stock events through one inventory shard; pickled bytes per SKU-location."""
+    from flows.inventory_wiring import inventory_settings
+    from operators.contract import Event, topic_for_type, validate
+    from operators.inventory import Inventory
+    from operators.shard import DomainShard
+    from operators.stream_items import Progress
+
+    shard = DomainShard(Inventory(inventory_settings(config)), upstreams=1)  # type: ignore[arg-type]
+    last = 0
+    for body in events:
+        if body["type"] in STOCK_TYPES:
+            event = validate(body, topic_for_type(str(body["type"])))
+            assert isinstance(event, Event)
+            shard.on_event(event)
+            last = max(last, event.ts)
+    shard.on_progress(Progress(0, last + 1))  # settle everything, as the watermark would
+    positions = sum(1 for _ in shard.domain.positions())
+    return shard.domain.state_size_bytes() / max(positions, 1), positions
 
 
 if __name__ == "__main__":
