@@ -30,12 +30,32 @@ watermark; a timer fires once the watermark has passed its deadline.
 from __future__ import annotations
 
 
-class PartitionWatermark:
+class _Watermark:
+    """What both watermarks share: a value that only moves forward."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+
+    def _advance(self, candidate: int) -> bool:
+        if self.value is None or candidate > self.value:
+            self.value = candidate
+            return True
+        return False
+
+    def is_late(self, ts: int) -> bool:
+        """True when an event at ``ts`` arrives after the watermark passed it."""
+        return self.value is not None and ts < self.value
+
+
+class PartitionWatermark(_Watermark):
     """Watermark over input partitions with allowed lateness and a wall-clock idle timeout."""
 
-    __slots__ = ("_latest", "_now", "_seen", "_started", "idle_timeout_ms", "lateness_ms", "partitions", "value")
+    __slots__ = ("_latest", "_now", "_seen", "_started", "idle_timeout_ms", "lateness_ms", "partitions")
 
     def __init__(self, lateness_ms: int, idle_timeout_ms: int, partitions: int = 1) -> None:
+        super().__init__()
         self.lateness_ms = lateness_ms
         self.idle_timeout_ms = idle_timeout_ms
         self.partitions = partitions
@@ -43,7 +63,6 @@ class PartitionWatermark:
         self._seen: dict[str, int] = {}
         self._started: int | None = None
         self._now = 0
-        self.value: int | None = None
 
     def observe(self, partition: str, ts: int, now_ms: int) -> bool:
         """``partition`` delivered events up to ``ts`` (marker stamped ``now_ms``); True if the watermark moved."""
@@ -58,14 +77,7 @@ class PartitionWatermark:
         horizon = self._now - self.idle_timeout_ms
         active = [latest for p, latest in self._latest.items() if self._seen[p] >= horizon]
         candidate = min(active) - self.lateness_ms
-        if self.value is None or candidate > self.value:
-            self.value = candidate
-            return True
-        return False
-
-    def is_late(self, ts: int) -> bool:
-        """True when an event at ``ts`` arrives after the watermark passed it."""
-        return self.value is not None and ts < self.value
+        return self._advance(candidate)
 
     def latest(self) -> dict[str, int]:
         """Latest event time per partition."""
@@ -80,7 +92,7 @@ class PartitionWatermark:
          self._started, self._now, self.value) = state
 
 
-class UpstreamWatermark:
+class UpstreamWatermark(_Watermark):
     """Minimum of the watermarks reported by ``upstreams`` numbered upstream shards.
 
     >>> wm = UpstreamWatermark(upstreams=2)
@@ -90,12 +102,12 @@ class UpstreamWatermark:
     (True, 80)
     """
 
-    __slots__ = ("_reported", "upstreams", "value")
+    __slots__ = ("_reported", "upstreams")
 
     def __init__(self, upstreams: int) -> None:
+        super().__init__()
         self.upstreams = upstreams
         self._reported: dict[int, int] = {}
-        self.value: int | None = None
 
     def report(self, upstream: int, watermark: int) -> bool:
         """Take upstream shard ``upstream``'s watermark; True if this watermark moved."""
@@ -105,14 +117,7 @@ class UpstreamWatermark:
         if len(self._reported) < self.upstreams:
             return False
         candidate = min(self._reported.values())
-        if self.value is None or candidate > self.value:
-            self.value = candidate
-            return True
-        return False
-
-    def is_late(self, ts: int) -> bool:
-        """True when an event at ``ts`` arrives after the watermark passed it."""
-        return self.value is not None and ts < self.value
+        return self._advance(candidate)
 
     def __getstate__(self) -> tuple[int, dict[int, int], int | None]:
         return (self.upstreams, self._reported, self.value)
