@@ -71,7 +71,7 @@ def test_the_bundled_config_loads() -> None:
     assert (config.kafka.topic_partitions, config.kafka.starting_offset, config.kafka.batch_size) == (4, "beginning", 1000)
     assert (config.time.allowed_lateness_ms, config.time.idle_timeout_ms, config.time.dedupe_horizon_ms) == (
         30_000,
-        300_000,
+        60_000,
         3_600_000,
     )
     assert config.ingest.max_event_bytes == 65536
