@@ -117,6 +117,9 @@ def main() -> int:
                 "CHANNELFLOW_KAFKA__BROKERS": broker.bootstrap,
                 "CHANNELFLOW_FLOW__RECOVERY_DIR": "none",
                 "CHANNELFLOW_METRICS__PORT": "0",
+                # Inventory-only traffic leaves the customers topic empty; the watermark
+                # waits the idle timeout for a partition never heard from (see README).
+                "CHANNELFLOW_TIME__IDLE_TIMEOUT": "2s",
                 "PYTHONPATH": str(ROOT),
             }
         )

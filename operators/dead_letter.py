@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+import time
 from typing import Any
 
 from operators.contract import Rejection
@@ -15,8 +15,8 @@ def iso_ms(epoch_ms: int) -> str:
     >>> iso_ms(1795342530123)
     '2026-11-22T10:15:30.123Z'
     """
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    seconds, millis = divmod(epoch_ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def dead_letter(
