@@ -106,9 +106,11 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap, config.kafka.topics.values(), args.partitions)
         settings = SimulationSettings(seed=11, customers=args.customers, days=None)
+        from operators.inventory import STOCK_EVENTS
+
         stream = simulate(settings, DEFAULT_LOCATIONS)
         if args.traffic == "inventory":
-            stream = (e for e in stream if e["type"] in STOCK_TYPES)
+            stream = (e for e in stream if e["type"] in STOCK_EVENTS)
         events = list(islice(stream, args.events))
         produce(broker.bootstrap, event_records(events, config.kafka.topics))
         env = dict(os.environ)
@@ -141,24 +143,20 @@ def main() -> int:
     return 0
 
 
-STOCK_TYPES = {
-    "sale", "return", "order_placed", "order_fulfilled", "order_cancelled",
-    "stock_received", "stock_adjusted", "stock_counted", "transfer",
-}
 
 
 def inventory_state_bytes(events: list[dict[str, object]], config: object) -> tuple[float, int]:
     """Fold the stock events through one inventory shard; pickled bytes per SKU-location."""
     from flows.inventory_wiring import inventory_settings
     from operators.contract import Event, topic_for_type, validate
-    from operators.inventory import Inventory
+    from operators.inventory import STOCK_EVENTS, Inventory
     from operators.shard import DomainShard
     from operators.stream_items import Progress
 
     shard = DomainShard(Inventory(inventory_settings(config)), upstreams=1)  # type: ignore[arg-type]
     last = 0
     for body in events:
-        if body["type"] in STOCK_TYPES:
+        if body["type"] in STOCK_EVENTS:
             event = validate(body, topic_for_type(str(body["type"])))
             assert isinstance(event, Event)
             shard.on_event(event)

@@ -27,6 +27,7 @@ from operators.timers import Timer
 
 __all__ = [
     "LOCATION_TYPES",
+    "STOCK_EVENTS",
     "TOPIC",
     "Inventory",
     "InventoryHealth",
@@ -43,6 +44,8 @@ LOCATION_TYPES = ("store", "warehouse")
 SKU_EVENTS = frozenset({"stock_received", "stock_adjusted", "stock_counted", "transfer"})
 LINE_EVENTS = frozenset({"sale", "return", "order_placed"})
 ORDER_EVENTS = frozenset({"order_fulfilled", "order_cancelled"})
+#: Every event type that can move stock.
+STOCK_EVENTS = SKU_EVENTS | LINE_EVENTS | ORDER_EVENTS
 
 # Alert levels of a SKU-location, from its available stock.
 OUT, LOW, OK = 0, 1, 2

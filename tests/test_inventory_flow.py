@@ -13,6 +13,7 @@ from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulat
 from channelflow.uci import DEFAULT_CSV, category, csv_facts, events_from_csv, read_rows
 from flows.inventory_wiring import inventory_settings
 from operators.contract import Event, topic_for_type, validate
+from operators.inventory import STOCK_EVENTS
 from tests.conftest import make_config
 from tests.flow_harness import produce_events, read_json, run_to_end
 from tests.test_inventory import reference_fold
@@ -20,10 +21,6 @@ from tests.test_inventory import reference_fold
 pytestmark = pytest.mark.integration
 
 HOUR_MS = 3_600_000
-STOCK_TYPES = {
-    "sale", "return", "order_placed", "order_fulfilled", "order_cancelled",
-    "stock_received", "stock_adjusted", "stock_counted", "transfer",
-}
 
 
 def closing_events(ts: int) -> list[dict[str, Any]]:
@@ -62,7 +59,7 @@ def test_simulated_traffic_ends_in_the_reference_state(broker: EmbeddedBroker) -
     produce_events(config, log[: len(log) // 2] + redelivered + log[len(log) // 2 :] + closing_events(end))
     run_to_end(config)
 
-    stock_events = [as_event(e) for e in log if e["type"] in STOCK_TYPES]
+    stock_events = [as_event(e) for e in log if e["type"] in STOCK_EVENTS]
     expected, _ = reference_fold(stock_events, inventory_settings(config), end)
     expected = {key: value for key, value in expected.items() if value != (0, 0)}
     got = {key: value for key, value in final_stock(config).items() if value != (0, 0)}
