@@ -45,7 +45,7 @@ def summary_line(now: Mapping[str, float], before: Mapping[str, float], seconds:
 
     >>> summary_line({"channelflow_events_total": 300, "channelflow_orders_total": 4,
     ...               "channelflow_revenue_total": 99.5}, {"channelflow_events_total": 100}, 2.0)
-    'events 300 (100/s) | orders 4 | revenue 99.50 | returns 0 | dead letters 0 | duplicates 0 | late 0 | promotions 0'
+    'events 300 (100/s) | orders 4 | revenue 99.50 | returns 0 | stock-outs 0 | dead letters 0 | duplicates 0 | late 0 | promotions 0'
     """
     events = now.get("channelflow_events_total", 0.0)
     rate = (events - before.get("channelflow_events_total", 0.0)) / seconds if seconds > 0 else 0.0
@@ -54,6 +54,7 @@ def summary_line(now: Mapping[str, float], before: Mapping[str, float], seconds:
         f" | orders {now.get('channelflow_orders_total', 0):.0f}"
         f" | revenue {now.get('channelflow_revenue_total', 0):.2f}"
         f" | returns {now.get('channelflow_returns_total', 0):.0f}"
+        f" | stock-outs {now.get('channelflow_stock_outs', 0):.0f}"
         f" | dead letters {now.get('channelflow_dead_letters_total', 0):.0f}"
         f" | duplicates {now.get('channelflow_duplicates_total', 0):.0f}"
         f" | late {now.get('channelflow_late_events_total', 0):.0f}"
