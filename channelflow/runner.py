@@ -6,7 +6,6 @@ import fcntl
 import logging
 import signal
 from datetime import timedelta
-from pathlib import Path
 from types import FrameType
 
 from bytewax._bytewax import cli_main
@@ -84,7 +83,3 @@ def run(
         log.info("stopped by signal; state is in the last snapshot")
     return 0
 
-
-def recovery_files(flow: FlowConfig) -> list[Path]:
-    """The recovery partition files (for operators and tests)."""
-    return sorted(flow.recovery_dir.glob("part-*")) if flow.recovery_dir else []

@@ -23,7 +23,3 @@ def shard_key(stage: str, shard: int) -> str:
     """The Bytewax key of one shard of a stage (keys must be ``str``)."""
     return f"{stage}-{shard:02d}"
 
-
-def shard_number(key: str) -> int:
-    """Inverse of :func:`shard_key`: the shard number in a shard key."""
-    return int(key.rsplit("-", 1)[1])

@@ -15,8 +15,6 @@ from channelflow.simulator.catalogue import Catalogue
 from channelflow.simulator.clock import MINUTE_MS, opening_windows
 from channelflow.simulator.settings import DAY_MS, Location, SimulationSettings
 
-KINDS = ("store_outage", "pricing_error", "bot_traffic")
-
 
 @dataclass(frozen=True)
 class Anomaly:

@@ -43,7 +43,7 @@ def sign_up(world: World, customer: Customer, ts: int, *, initial: bool) -> None
     _consent(world, customer, ts)
     _profile(world, customer, ts + 1)
     if initial and customer.loyalty_id and world.rng.random() < PRELINKED_SHARE:
-        customer.loyalty_linked = customer.link_scheduled = True
+        customer.link_scheduled = True
         _push(world, ts + 2, "identity_linked", customer.customer_id, loyalty_id=customer.loyalty_id)
 
 
@@ -54,7 +54,6 @@ def link_loyalty_later(world: World, customer: Customer, after_ms: int) -> None:
     customer.link_scheduled = True
     ts = after_ms + world.rng.randrange(2 * DAY_MS, 30 * DAY_MS)
     if ts < customer.churn_ms:
-        customer.loyalty_linked = True
         _push(world, ts, "identity_linked", customer.customer_id, loyalty_id=customer.loyalty_id)
 
 

@@ -47,7 +47,6 @@ class Customer:
     birthday: str
     activity_per_day: float = 0.0
     quiet_chance: float = 1.0
-    loyalty_linked: bool = False
     link_scheduled: bool = False
     devices: list[Device] = field(default_factory=list)
 

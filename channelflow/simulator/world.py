@@ -82,10 +82,6 @@ class World:
         while heap and heap[0][0] < end_ms:
             yield pop(heap)[2]
 
-    @property
-    def queued(self) -> int:
-        return len(self._heap)
-
     def day_start(self, day: int) -> int:
         return self.settings.start_ms + day * DAY_MS
 
