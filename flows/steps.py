@@ -7,6 +7,7 @@ value but not its key, and a shard needs to know its own number.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ class Decoder:
     def __call__(self, batch: list[SourceMessage]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
         latest: dict[str, int] = {}
+        decoded: Counter[tuple[str, str]] = Counter()
         received_at = _now_ms()
         for msg in batch:
             topic = self.topics.get(msg.topic or "", "")
@@ -56,7 +58,7 @@ class Decoder:
             if isinstance(result, Rejection):
                 out.append(rejected(msg, result, topic or str(msg.topic), received_at))
                 continue
-            metrics.EVENTS.labels(topic, result.type).inc()
+            decoded[topic, result.type] += 1
             shard = shard_of(result.event_id, self.shards)
             out.append((shard_key("sequence", shard), (shard, result)))
             source = f"{msg.topic}:{msg.partition}"
@@ -65,6 +67,8 @@ class Decoder:
         for source, ts in latest.items():
             marker = Marker(source, ts, received_at)
             out.extend((shard_key("sequence", k), (k, marker)) for k in range(self.shards))
+        for (topic, event_type), count in decoded.items():
+            metrics.EVENTS.labels(topic, event_type).inc(count)
         return out
 
 
@@ -184,8 +188,10 @@ class RunDomain:
         if state is None:
             state = DomainShard(self.make_domain(shard), self.upstreams)
         if isinstance(item, Progress):
+            before = state.watermark
             outputs = state.on_progress(item)
-            if self.observe_shard is not None:
+            # Most progress records do not move the minimum; report only when it moved.
+            if self.observe_shard is not None and state.watermark != before:
                 self.observe_shard(shard, state.domain)
             return state, outputs
         return state, state.on_event(item)
