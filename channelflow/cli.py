@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from channelflow.config import ConfigError, load_config
+from channelflow.config import Config, ConfigError, load_config
 
 # Subcommands whose arguments and body live in their own module
 # (each module has ``add_arguments(parser)`` and ``main(args) -> int``).
@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _create_topics(config: Config) -> None:
+    from channelflow.kafka_io import create_topics
+
+    create_topics(config.kafka.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -73,20 +79,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(config)
             return 0
         if args.command == "topics":
-            from channelflow.kafka_io import create_topics
-
-            create_topics(config.kafka.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
+            _create_topics(config)
             return 0
         if args.command == "demo":
             from channelflow.demo import run_demo
 
             return run_demo(config, args)
         if args.command == "run":
-            from channelflow.kafka_io import create_topics
             from channelflow.runner import run
 
             if args.create_topics:
-                create_topics(config.kafka.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
+                _create_topics(config)
             addresses = args.addresses.split(";") if args.addresses else None
             return run(config, process_id=args.process_id, addresses=addresses, until_end=args.until_end)
     except ConfigError as exc:

@@ -14,6 +14,7 @@ from channelflow.kafka_io import Record, consume_all, event_records, produce
 from flows.main import DomainSpec, build_flow
 from operators.contract import Event
 from operators.shard import DomainShard
+from operators.sharding import shard_of
 from operators.stream_items import Output
 from operators.timers import Timer
 
@@ -41,13 +42,7 @@ class Probe:
 
 
 def probe_spec(delay_ms: int) -> DomainSpec:
-    return DomainSpec("probe", lambda event, shards: [hash_shard(event.event_id, shards)], lambda _: Probe(delay_ms))
-
-
-def hash_shard(entity: str, shards: int) -> int:
-    from operators.sharding import shard_of
-
-    return shard_of(entity, shards)
+    return DomainSpec("probe", lambda event, shards: [shard_of(event.event_id, shards)], lambda _: Probe(delay_ms))
 
 
 def metric(name: str, **labels: str) -> float:

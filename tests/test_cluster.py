@@ -7,15 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.config import Config
+from channelflow.demo import scrape
 from tests.conftest import make_config
 from tests.flow_harness import T0, produce_events, read_json, valid_event
 from tests.test_flow_ingest import BAD_MESSAGES
@@ -88,14 +87,7 @@ def test_one_and_two_processes_give_the_same_outputs(broker: EmbeddedBroker) -> 
 
 
 def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("channelflow_"):
-                values[sample.name] = values.get(sample.name, 0.0) + sample.value
-    return values
+    return scrape(f"http://127.0.0.1:{port}/metrics")
 
 
 def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
