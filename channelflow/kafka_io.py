@@ -54,8 +54,12 @@ def event_records(events: Iterable[Mapping[str, Any]], topic_names: Mapping[str,
     ``topic_names`` maps logical input topics (``clickstream``...) to Kafka names.
     """
     for event in events:
-        topic = topic_names[topic_for_type(event["type"])]
-        yield topic, partition_key(event).encode(), orjson.dumps(event)
+        yield event_record(event, topic_names)
+
+
+def event_record(event: Mapping[str, Any], topic_names: Mapping[str, str]) -> Record:
+    """One contract event as a Kafka record (see :func:`event_records`)."""
+    return topic_names[topic_for_type(event["type"])], partition_key(event).encode(), orjson.dumps(event)
 
 
 def produce(

@@ -29,8 +29,8 @@ from typing import IO, Any
 
 import orjson
 
-from channelflow.kafka_io import Record, create_topics, produce
-from operators.contract import INPUT_TOPICS, TOPIC_OF_TYPE, partition_key
+from channelflow.kafka_io import Record, create_topics, event_record, produce
+from operators.contract import INPUT_TOPICS, TOPIC_OF_TYPE
 
 __all__ = [
     "IDENTITY_TOPICS",
@@ -110,10 +110,14 @@ def records(
     for item in items:
         if isinstance(item, BadLine):
             if raw_topic is None:
-                raise ReplayError(f"{item} (use --raw-topic to send such lines to the flow)")
+                raise _refused(item)
             yield raw_topic, None, item.raw
         else:
-            yield names[TOPIC_OF_TYPE[item["type"]]], partition_key(item).encode(), orjson.dumps(item)
+            yield event_record(item, names)
+
+
+def _refused(line: BadLine) -> ReplayError:
+    return ReplayError(f"{line} (use --raw-topic to send such lines to the flow)")
 
 
 def _items(paths: Sequence[str | Path]) -> Iterator[dict[str, Any] | BadLine]:
@@ -124,7 +128,7 @@ def _items(paths: Sequence[str | Path]) -> Iterator[dict[str, Any] | BadLine]:
 def _check_no_bad_lines(paths: Sequence[str | Path], limit: int | None) -> None:
     for item in islice(_items(paths), limit):
         if isinstance(item, BadLine):
-            raise ReplayError(f"{item} (use --raw-topic to send such lines to the flow)")
+            raise _refused(item)
 
 
 def replay(
