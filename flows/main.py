@@ -17,8 +17,7 @@ own runner: ``python -m bytewax.run flows.main:flow``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import bytewax.operators as op
@@ -29,24 +28,11 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 from channelflow.config import Config, load_config
 from channelflow.kafka_io import count_partitions
 from flows import steps
+from flows.customer_wiring import customer_specs
+from flows.domain_spec import DomainSpec
 from flows.inventory_wiring import InventoryMetrics, inventory_settings
-from operators.contract import Event
 from operators.inventory import Inventory, inventory_shards
-from operators.shard import Domain
 from operators.stream_items import Output
-
-
-@dataclass(frozen=True)
-class DomainSpec:
-    """A domain stage: its name (step id and shard key prefix), how events reach
-    its shards, how to build one shard's domain state, and optional metric hooks
-    (on a shard after its watermark moved, on each output record)."""
-
-    name: str
-    routes: Callable[[Event, int], Iterable[int]]
-    make: Callable[[int], Domain]
-    observe_shard: Callable[[int, Any], None] | None = None
-    observe_output: Callable[[Output], None] | None = None
 
 
 def domain_specs(config: Config) -> list[DomainSpec]:
@@ -62,6 +48,7 @@ def domain_specs(config: Config) -> list[DomainSpec]:
             inventory_metrics.observe_shard,
             inventory_metrics.observe_output,
         ),
+        *customer_specs(config),
     ]
 
 
@@ -112,11 +99,26 @@ def build_flow(
         ),
     )
     outputs: list[Stream[Output]] = [split.trues, errors]
-    for spec in domain_specs(config) if domains is None else domains:
-        routed = op.flat_map(f"route_{spec.name}", sequenced, steps.Route(spec.name, shards, spec.routes))
-        results = op.stateful_flat_map(
-            spec.name, routed, steps.RunDomain(spec.make, upstreams=shards, observe_shard=spec.observe_shard)
+    specs = domain_specs(config) if domains is None else domains
+    stages: dict[str, tuple[Stream[Any], int]] = {"sequence": (sequenced, shards)}
+    feeding = {name for spec in specs for name in spec.inputs}
+    for spec in specs:
+        stage_shards = spec.shards or shards
+        inputs = [stages[name][0] for name in spec.inputs]
+        source = inputs[0] if len(inputs) == 1 else op.merge(f"{spec.name}_in", *inputs)
+        routed = op.flat_map(f"route_{spec.name}", source, steps.Route(spec.name, stage_shards, spec.routes))
+        run = steps.RunDomain(
+            spec.make,
+            upstreams=sum(stages[name][1] for name in spec.inputs),
+            observe_shard=spec.observe_shard,
+            ordered=spec.ordered,
+            stage=spec.name if spec.name in feeding else None,
         )
+        results = op.stateful_flat_map(spec.name, routed, run)
+        if spec.name in feeding:
+            split_results = op.branch(f"{spec.name}_split", results, steps.is_keyed_output)
+            stages[spec.name] = (split_results.falses, stage_shards)
+            results = split_results.trues
         domain_outputs = op.map(f"{spec.name}_out", results, steps.unkey)
         if spec.observe_output is not None:
             domain_outputs = op.inspect(f"{spec.name}_metrics", domain_outputs, _ignore_step(spec.observe_output))

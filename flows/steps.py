@@ -23,11 +23,12 @@ from operators.money import from_millis
 from operators.sequencer import Sequencer
 from operators.shard import Domain, DomainShard
 from operators.sharding import shard_key, shard_of
-from operators.stream_items import Marker, Output, Progress
+from operators.stream_items import Marker, Output, Progress, Signal
 
 SourceMessage = KafkaSourceMessage[bytes | None, bytes | None]
 Keyed = tuple[str, tuple[int, Any]]
 SequencedItem = Event | Progress
+StageItem = Event | Signal | Progress
 
 
 def _now_ms() -> int:
@@ -97,8 +98,12 @@ def kafka_error(topics: Mapping[str, str]) -> Callable[[KafkaError[bytes | None,
     return to_dead_letter
 
 
-def is_output(item: Keyed | Output) -> bool:
+def is_output(item: Any) -> bool:
     return isinstance(item, Output)
+
+
+def is_keyed_output(keyed: tuple[str, Any]) -> bool:
+    return isinstance(keyed[1], Output)
 
 
 @dataclass(frozen=True)
@@ -160,44 +165,61 @@ def count_kpi(event: Event, stores: frozenset[str]) -> None:
 
 @dataclass(frozen=True)
 class Route:
-    """``flat_map`` step: send events to their domain shards, progress to every shard."""
+    """``flat_map`` step: send events (or signals addressed to this stage) to their
+    domain shards, progress to every shard."""
 
     stage: str
     shards: int
-    routes: Callable[[Event, int], Iterable[int]]
+    routes: Callable[[Any, int], Iterable[int]]
 
-    def __call__(self, keyed: tuple[str, SequencedItem]) -> list[Keyed]:
+    def __call__(self, keyed: tuple[str, StageItem]) -> list[Keyed]:
         _, item = keyed
         if isinstance(item, Progress):
             return [(shard_key(self.stage, k), (k, item)) for k in range(self.shards)]
+        if isinstance(item, Signal) and item.to != self.stage:
+            return []
         return [(shard_key(self.stage, k), (k, item)) for k in self.routes(item, self.shards)]
+
+
+def route_signal(signal: Signal, shards: int) -> list[int]:
+    """Route of a signal: the shard of its key."""
+    return [shard_of(signal.key, shards)]
 
 
 @dataclass(frozen=True)
 class RunDomain:
-    """``stateful_flat_map`` step over :class:`DomainShard` s of one domain."""
+    """``stateful_flat_map`` step over :class:`DomainShard` s of one domain.
+
+    With ``stage`` set, a shard whose watermark moved tells the stages
+    downstream with a :class:`Progress` after its outputs.
+    """
 
     make_domain: Callable[[int], Domain]
     upstreams: int
     observe_shard: Callable[[int, Any], None] | None = None
+    ordered: bool = False
+    stage: str | None = None
 
     def __call__(
-        self, state: DomainShard[Any] | None, value: tuple[int, Event | Progress]
-    ) -> tuple[DomainShard[Any], list[Output]]:
+        self, state: DomainShard[Any] | None, value: tuple[int, StageItem]
+    ) -> tuple[DomainShard[Any], list[Output | Signal | Progress]]:
         shard, item = value
         if state is None:
-            state = DomainShard(self.make_domain(shard), self.upstreams)
+            state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
         if isinstance(item, Progress):
             before = state.watermark
             outputs = state.on_progress(item)
-            # Most progress records do not move the minimum; report only when it moved.
-            if self.observe_shard is not None and state.watermark != before:
-                self.observe_shard(shard, state.domain)
+            # Most progress records do not move the minimum; act only when it moved.
+            if state.watermark != before:
+                if self.observe_shard is not None:
+                    self.observe_shard(shard, state.domain)
+                if self.stage is not None:
+                    outputs.append(Progress(shard, state.watermark, self.stage))  # type: ignore[arg-type]
             return state, outputs
         return state, state.on_event(item)
 
 
-def unkey(keyed: tuple[str, Output]) -> Output:
+def unkey(keyed: tuple[str, Any]) -> Any:
     return keyed[1]
 
 

@@ -6,6 +6,13 @@ the watermark reported by the upstream shards moves, fires its due timers in
 deadline order: timers fire for entities that never send another event, and
 at full replay speed exactly as live.
 
+An *ordered* shard holds items back until the watermark passes them and then
+applies items and timers together in event-time order (items by
+``(ts, event_id or order)``, an item before a timer due at the same time). Its
+domain then sees the same sequence in every run, whatever the arrival order
+across workers: the price is a delay of one watermark step. A late item (the
+watermark already passed it) is applied at once.
+
 >>> class Echo:
 ...     def on_event(self, event, shard): shard.timers.schedule(event.event_id, event.ts + 10, None); return []
 ...     def on_timer(self, timer, shard): return [Output("alerts", timer.key, {"at": timer.deadline})]
@@ -16,14 +23,20 @@ at full replay speed exactly as live.
 []
 >>> shard.on_progress(Progress(0, 200))
 [Output(topic='alerts', key='e1', value={'at': 110})]
+>>> ordered = DomainShard(Echo(), upstreams=1, ordered=True)
+>>> ordered.on_event(Event("e2", "search", "clickstream", 300, {})), ordered.pending
+([], 1)
+>>> ordered.on_progress(Progress(0, 400))
+[Output(topic='alerts', key='e2', value={'at': 310})]
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import Any, Generic, Protocol, TypeVar
 
 from operators.contract import Event
-from operators.stream_items import Output, Progress
+from operators.stream_items import Progress, Signal
 from operators.timers import Timer, TimerQueue
 from operators.watermark import UpstreamWatermark
 
@@ -31,15 +44,16 @@ from operators.watermark import UpstreamWatermark
 class Domain(Protocol):
     """What a domain implements to live in a :class:`DomainShard`."""
 
-    def on_event(self, event: Event, shard: DomainShard[Any]) -> list[Output]:
-        """Apply one de-duplicated event; may schedule timers on ``shard.timers``."""
+    def on_event(self, event: Any, shard: DomainShard[Any]) -> list[Any]:
+        """Apply one de-duplicated event (or an upstream stage's :class:`Signal`);
+        may schedule timers on ``shard.timers``."""
         ...
 
-    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output]:
+    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Any]:
         """A timer's deadline has been passed by the watermark."""
         ...
 
-    def on_watermark(self, shard: DomainShard[Any]) -> list[Output]:
+    def on_watermark(self, shard: DomainShard[Any]) -> list[Any]:
         """The watermark moved (after due timers fired): housekeeping."""
         ...
 
@@ -47,44 +61,74 @@ class Domain(Protocol):
 D = TypeVar("D", bound=Domain)
 
 
-class DomainShard(Generic[D]):
-    """Drives one shard's domain with events, the watermark and timers."""
+Item = Event | Signal
 
-    def __init__(self, domain: D, upstreams: int) -> None:
+
+def _order(item: Item) -> str:
+    return item.event_id if isinstance(item, Event) else item.order
+
+
+class DomainShard(Generic[D]):
+    """Drives one shard's domain with items, the watermark and timers.
+
+    Outputs are :class:`Output` records for Kafka, or :class:`Signal` s for a
+    downstream stage.
+    """
+
+    def __init__(self, domain: D, upstreams: int, *, ordered: bool = False) -> None:
         self.domain = domain
         self.clock = UpstreamWatermark(upstreams)
         self.timers: TimerQueue[Any] = TimerQueue()
+        self.ordered = ordered
+        self._held: list[tuple[int, str, Item]] = []
 
     @property
     def watermark(self) -> int | None:
         """Event time up to which this shard has seen the whole stream (None: not yet known)."""
         return self.clock.value
 
+    @property
+    def pending(self) -> int:
+        """Items an ordered shard holds until the watermark passes them."""
+        return len(self._held)
+
     def is_late(self, ts: int) -> bool:
         """True for an event time the watermark has already passed."""
         return self.clock.is_late(ts)
 
-    def on_event(self, event: Event) -> list[Output]:
-        """Apply an event; a timer it set behind the watermark (a late event's) fires at once."""
-        outputs = self.domain.on_event(event, self)
+    def on_event(self, item: Item) -> list[Any]:
+        """Apply an item (an ordered shard holds it until the watermark passes it);
+        a timer set behind the watermark (by a late item) fires at once."""
+        if self.ordered and not self.is_late(item.ts):
+            heapq.heappush(self._held, (item.ts, _order(item), item))
+            return []
+        outputs = self.domain.on_event(item, self)
         due = self.timers.next_deadline()
         if due is not None and self.is_late(due):
             outputs.extend(self._fire_due())
         return outputs
 
-    def on_progress(self, progress: Progress) -> list[Output]:
-        """Take an upstream watermark; fire what became due."""
-        if not self.clock.report(progress.shard, progress.watermark):
+    def on_progress(self, progress: Progress) -> list[Any]:
+        """Take an upstream watermark; apply what became due."""
+        if not self.clock.report((progress.stage, progress.shard), progress.watermark):
             return []
         outputs = self._fire_due()
         outputs.extend(self.domain.on_watermark(self))
         return outputs
 
-    def _fire_due(self) -> list[Output]:
-        # A timer fires once the watermark has passed its deadline (deadline < watermark).
+    def _fire_due(self) -> list[Any]:
+        # Items and timers are due once the watermark has passed them (time < watermark).
         watermark = self.clock.value
         assert watermark is not None
-        outputs: list[Output] = []
-        for timer in self.timers.pop_due(watermark - 1):
-            outputs.extend(self.domain.on_timer(timer, self))
-        return outputs
+        limit = watermark - 1
+        outputs: list[Any] = []
+        held, timers, domain = self._held, self.timers, self.domain
+        while True:
+            deadline = timers.next_deadline()
+            if held and held[0][0] <= limit and (deadline is None or held[0][0] <= deadline):
+                outputs.extend(domain.on_event(heapq.heappop(held)[2], self))
+            elif deadline is not None and deadline <= limit:
+                timer = next(timers.pop_due(deadline))
+                outputs.extend(domain.on_timer(timer, self))
+            else:
+                return outputs

@@ -1,4 +1,4 @@
-"""What flows between the stages besides events: progress markers and outputs."""
+"""What flows between the stages besides events: progress markers, signals and outputs."""
 
 from __future__ import annotations
 
@@ -23,10 +23,28 @@ class Marker:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Upstream shard ``shard`` has forwarded everything up to ``watermark``."""
+    """Shard ``shard`` of stage ``stage`` has forwarded everything up to ``watermark``."""
 
     shard: int
     watermark: int
+    stage: str = "sequence"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A record from one domain stage to stage ``to``, routed by ``key``.
+
+    ``ts`` is the event time it carries and ``order`` a unique, deterministic
+    tie-break (e.g. the cause event id and a suffix), so an ordered stage
+    applies signals in the same order in every run, whatever their arrival
+    order across workers.
+    """
+
+    to: str
+    key: str
+    ts: int
+    order: str
+    body: Any
 
 
 @dataclass(frozen=True, slots=True)

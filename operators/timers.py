@@ -58,6 +58,12 @@ class TimerQueue(Generic[P]):
         """Drop the pending timer of ``key``; True if there was one."""
         return self._live.pop(key, None) is not None
 
+    def forget(self, keys: list[str]) -> None:
+        """Cancel the timers of ``keys`` and leave no entry of theirs behind (for erasure)."""
+        for key in keys:
+            self._live.pop(key, None)
+        self._compact()
+
     def deadline(self, key: str) -> int | None:
         """The pending deadline of ``key``, or None."""
         live = self._live.get(key)

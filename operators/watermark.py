@@ -29,6 +29,8 @@ watermark; a timer fires once the watermark has passed its deadline.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 
 class _Watermark:
     """What both watermarks share: a value that only moves forward."""
@@ -93,7 +95,10 @@ class PartitionWatermark(_Watermark):
 
 
 class UpstreamWatermark(_Watermark):
-    """Minimum of the watermarks reported by ``upstreams`` numbered upstream shards.
+    """Minimum of the watermarks reported by ``upstreams`` upstream shards.
+
+    Upstreams are named by any hashable id: a shard number, or a
+    ``(stage, shard)`` pair when shards of several stages feed one.
 
     >>> wm = UpstreamWatermark(upstreams=2)
     >>> wm.report(0, 100), wm.value
@@ -107,9 +112,9 @@ class UpstreamWatermark(_Watermark):
     def __init__(self, upstreams: int) -> None:
         super().__init__()
         self.upstreams = upstreams
-        self._reported: dict[int, int] = {}
+        self._reported: dict[Hashable, int] = {}
 
-    def report(self, upstream: int, watermark: int) -> bool:
+    def report(self, upstream: Hashable, watermark: int) -> bool:
         """Take upstream shard ``upstream``'s watermark; True if this watermark moved."""
         if watermark <= self._reported.get(upstream, watermark - 1):
             return False
@@ -119,8 +124,8 @@ class UpstreamWatermark(_Watermark):
         candidate = min(self._reported.values())
         return self._advance(candidate)
 
-    def __getstate__(self) -> tuple[int, dict[int, int], int | None]:
+    def __getstate__(self) -> tuple[int, dict[Hashable, int], int | None]:
         return (self.upstreams, self._reported, self.value)
 
-    def __setstate__(self, state: tuple[int, dict[int, int], int | None]) -> None:
+    def __setstate__(self, state: tuple[int, dict[Hashable, int], int | None]) -> None:
         self.upstreams, self._reported, self.value = state
