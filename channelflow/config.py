@@ -108,6 +108,45 @@ class InventoryConfig:
 
 
 @dataclass(frozen=True)
+class CustomersConfig:
+    device_ttl_ms: int
+    recent_views: int
+    tiers: tuple[tuple[str, int], ...]  # (name, lifetime value threshold in milli-units), ascending
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    horizon_ms: int
+    tick_ms: int
+    model: str
+    score_change: float
+    at_risk: float
+    lapsing: float
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """``[anomaly]``: KPI windows, the window detector and the per-event outlier checks."""
+
+    window_ms: int
+    session_timeout_ms: int
+    detector: str
+    threshold: float
+    half_life: float
+    warmup: int
+    drift: float
+    suppress_k: int
+    clear_windows: int
+    max_episode_windows: int
+    min_sessions: int
+    basket_z: float
+    basket_warmup: int
+    price_deviation: float
+    price_warmup: int
+    outlier_cooldown_ms: int
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig
     time: TimeConfig
@@ -117,6 +156,9 @@ class Config:
     currency: str
     locations: tuple[Location, ...]
     inventory: InventoryConfig
+    customers: CustomersConfig
+    churn: ChurnConfig
+    anomaly: AnomalyConfig
     source: Path | None = field(default=None, compare=False)
 
 
@@ -208,6 +250,11 @@ def _take(table: Mapping[str, Any], section: str, spec: Mapping[str, Callable[[s
     return {k: parse(f"{section}.{k}", table[k]) for k, parse in spec.items()}
 
 
+# The parsers, public for the other config files (``operators/promotion_rules.py``).
+fail, parse_str, parse_int, parse_duration = _fail, _str, _int, _duration
+parse_timezone, parse_one_of, parse_hhmm, parse_table, take = _timezone, _one_of, _hhmm, _table, _take
+
+
 # -- sections ------------------------------------------------------------------
 
 
@@ -281,10 +328,112 @@ def _inventory(raw: dict[str, Any], locations: tuple[Location, ...]) -> Inventor
     return InventoryConfig(safety, overrides, values["low_stock_threshold"], values["pickup_expiry"])
 
 
+def _money_millis(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise _fail(key, "an amount >= 0 in major currency units", value)
+    return round(value * 1000)
+
+
+def _customers(raw: dict[str, Any]) -> CustomersConfig:
+    values = _take(raw, "customers", {"device_ttl": _duration, "recent_views": _int(1, 1000), "tiers": _table})
+    tiers = sorted(
+        ((name, _money_millis(f"customers.tiers.{name}", v)) for name, v in values["tiers"].items()),
+        key=lambda tier: tier[1],
+    )
+    if not tiers or tiers[0][1] != 0:
+        raise ConfigError("customers.tiers: expected one tier with threshold 0 (the entry tier)")
+    if values["device_ttl"] <= 0:
+        raise _fail("customers.device_ttl", "a duration > 0", raw["device_ttl"])
+    return CustomersConfig(values["device_ttl"], values["recent_views"], tuple(tiers))
+
+
+def _fraction(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise _fail(key, "a number from 0 to 1", value)
+    return float(value)
+
+
+def _churn(raw: dict[str, Any]) -> ChurnConfig:
+    values = _take(
+        raw,
+        "churn",
+        {
+            "horizon": _duration,
+            "tick": _duration,
+            "model": _one_of("logistic", "hoeffding_adaptive_tree"),
+            "score_change": _fraction,
+            "at_risk": _fraction,
+            "lapsing": _fraction,
+        },
+    )
+    for key in ("horizon", "tick"):
+        if values[key] <= 0:
+            raise _fail(f"churn.{key}", "a duration > 0", raw[key])
+    if values["at_risk"] > values["lapsing"]:
+        raise _fail("churn.at_risk", f"a score <= churn.lapsing ({values['lapsing']})", raw["at_risk"])
+    return ChurnConfig(
+        values["horizon"], values["tick"], values["model"], values["score_change"], values["at_risk"], values["lapsing"]
+    )
+
+
+def _number(minimum: float, maximum: float | None = None) -> Callable[[str, Any], float]:
+    def parse(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(key, "a number", value)
+        if not minimum < value or (maximum is not None and value > maximum):
+            bounds = f"> {minimum}" if maximum is None else f"> {minimum} and <= {maximum}"
+            raise _fail(key, f"a number {bounds}", value)
+        return float(value)
+
+    return parse
+
+
+ANOMALY_DETECTORS = ("cusum", "zscore", "gaussian", "hst")
+
+
+def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
+    values = _take(
+        raw,
+        "anomaly",
+        {
+            "window": _duration,
+            "session_timeout": _duration,
+            "detector": _one_of(*ANOMALY_DETECTORS),
+            "threshold": _number(0.0),
+            "half_life": _number(0.0),
+            "warmup": _int(0, 100_000),
+            "drift": _number(-1.0),
+            "suppress_k": _int(1, 10_000),
+            "clear_windows": _int(1, 10_000),
+            "max_episode_windows": _int(1, 1_000_000),
+            "min_sessions": _int(0),
+            "basket_z": _number(0.0),
+            "basket_warmup": _int(0),
+            "price_deviation": _number(0.0),
+            "price_warmup": _int(0),
+            "outlier_cooldown": _duration,
+        },
+    )
+    for key in ("window", "session_timeout"):
+        if values[key] <= 0:
+            raise _fail(f"anomaly.{key}", "a duration > 0", raw[key])
+    if values["drift"] < 0:
+        raise _fail("anomaly.drift", "a number >= 0", raw["drift"])
+    return AnomalyConfig(
+        values["window"], values["session_timeout"], values["detector"], values["threshold"], values["half_life"],
+        values["warmup"], values["drift"], values["suppress_k"], values["clear_windows"],
+        values["max_episode_windows"], values["min_sessions"], values["basket_z"], values["basket_warmup"],
+        values["price_deviation"], values["price_warmup"], values["outlier_cooldown"],
+    )  # fmt: skip
+
+
 def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     """Build and validate a :class:`Config` from a parsed TOML document."""
     doc = dict(raw)
-    sections = ("kafka", "time", "ingest", "flow", "metrics", "currency", "locations", "inventory")
+    sections = (
+        "kafka", "time", "ingest", "flow", "metrics", "currency", "locations", "inventory", "customers", "churn",
+        "anomaly",
+    )  # fmt: skip
     unknown = sorted(set(doc) - set(sections))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
@@ -331,6 +480,9 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         currency=currency,
         locations=locations,
         inventory=_inventory(_table("inventory", doc["inventory"]), locations),
+        customers=_customers(_table("customers", doc["customers"])),
+        churn=_churn(_table("churn", doc["churn"])),
+        anomaly=_anomaly(_table("anomaly", doc["anomaly"])),
         source=source,
     )
 

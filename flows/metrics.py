@@ -5,7 +5,7 @@ Never a customer id or a SKU as a label: those are unbounded.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "channelflow_events",
@@ -86,4 +86,74 @@ RESERVATION_EXPIRIES = Counter(
     "channelflow_reservation_expiries",
     "Uncollected pickup reservations released on expiry, by location type.",
     ["location_type"],
+)
+
+# -- customers and churn (labels: kind of customer key, model) --
+CUSTOMER_PROFILES = Gauge(
+    "channelflow_customer_profiles",
+    "Customer profiles held by this process, by kind (account, loyalty: a card not linked yet, device: anonymous).",
+    ["kind"],
+)
+CUSTOMER_LINKS = Gauge(
+    "channelflow_customer_links",
+    "Devices and loyalty cards linked to an account, held by this process.",
+)
+CHURN_PENDING = Gauge(
+    "channelflow_churn_pending_snapshots",
+    "Churn snapshots waiting for their horizon to pass (delayed labels), held by this process.",
+)
+CHURN_EXAMPLES = Counter(
+    "channelflow_churn_examples",
+    "Labelled churn snapshots learned by the model, by label.",
+    ["label"],
+)
+CHURN_AUC = Gauge(
+    "channelflow_churn_auc",
+    "Progressive (test-then-train) ROC AUC of the churn model and of the recency-only baseline.",
+    ["model"],
+)
+CHURN_LOG_LOSS = Gauge(
+    "channelflow_churn_log_loss",
+    "Progressive (test-then-train) log loss of the churn model and of the recency-only baseline.",
+    ["model"],
+)
+CUSTOMER_SCORES = Counter(
+    "channelflow_customer_scores",
+    "Records written to customer-scores, by kind (score, erasure).",
+    ["kind"],
+)
+
+# -- KPI inputs, anomalies and latency (labels: channel, store, type, kind, topic) --
+SESSIONS = Counter(
+    "channelflow_sessions",
+    "Online sessions started (a session id unseen for anomaly.session_timeout), by channel (web, app); "
+    "store is 'online'. Conversion = orders / sessions.",
+    ["channel", "store"],
+)
+ADD_TO_CARTS = Counter(
+    "channelflow_add_to_carts",
+    "add_to_cart events (de-duplicated), by channel; store is 'online'.",
+    ["channel", "store"],
+)
+ANOMALIES = Counter(
+    "channelflow_anomalies",
+    "Anomaly alerts written to alerts, by measure or check (type: orders, revenue, sessions, conversion, "
+    "add_to_carts, returns, price, basket_value, basket_quantity), channel, store (configured ids, 'all' for "
+    "the store channel, 'online', else 'other') and kind (spike, drop, price_low, price_high, basket_value, "
+    "basket_quantity).",
+    ["type", "channel", "store", "kind"],
+)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+INGEST_LATENCY = Histogram(
+    "channelflow_ingest_latency_seconds",
+    "Wall-clock time at decode minus the Kafka message timestamp, by input topic.",
+    ["topic"],
+    buckets=_LATENCY_BUCKETS,
+)
+END_TO_END_LATENCY = Histogram(
+    "channelflow_end_to_end_latency_seconds",
+    "Wall-clock time when an output record is serialized minus the event time (ts) of the input that caused "
+    "it, by logical output topic (in a replay of old data this is the data's age).",
+    ["topic"],
+    buckets=_LATENCY_BUCKETS,
 )

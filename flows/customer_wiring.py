@@ -1,0 +1,111 @@
+"""Customers in the flow: three stages, their settings from config, and their metrics.
+
+::
+
+    sequence ─ identity[shard of the id an event came with] ─ customers[shard of account] ─┐
+                    │  (unlinked loyalty cards are scored from here)                       │
+                    └────────────────────────────── churn[one shard: the model] ◄─────────┘
+
+identity and customers are ordered stages (items applied in event-time
+order), as is churn, so stitching, labels and the model are the same with one
+process or several and at any replay speed.
+"""
+
+from __future__ import annotations
+
+from channelflow.config import Config
+from flows import metrics
+from flows.domain_spec import DomainSpec
+from flows.steps import route_signal
+from operators.churn_scores import ChurnScores, ScoreSettings
+from operators.customer_book import DEVICE, LOYALTY, CustomerBook, CustomerSettings
+from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY
+from operators.customers import Customers
+from operators.identity import Identity, identity_shards
+from operators.stream_items import Output
+
+
+def customer_settings(config: Config) -> CustomerSettings:
+    return CustomerSettings(
+        horizon_ms=config.churn.horizon_ms,
+        tick_ms=config.churn.tick_ms,
+        device_ttl_ms=config.customers.device_ttl_ms,
+        recent_views=config.customers.recent_views,
+        tiers=config.customers.tiers,
+    )
+
+
+def score_settings(config: Config) -> ScoreSettings:
+    churn = config.churn
+    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing)
+
+
+class CustomerMetrics:
+    """Profile, link and churn gauges as sums over this process's shards."""
+
+    def __init__(self) -> None:
+        self._books: dict[tuple[str, int], tuple[dict[str, int], int, int]] = {}
+        self._learned: dict[bool, int] = {True: 0, False: 0}
+
+    def observe_identity(self, shard: int, identity: Identity) -> None:
+        self._observe_book(IDENTITY, shard, identity.book, len(identity.links))
+
+    def observe_customers(self, shard: int, customers: Customers) -> None:
+        self._observe_book(CUSTOMERS, shard, customers.book, 0)
+
+    def _observe_book(self, stage: str, shard: int, book: CustomerBook, links: int) -> None:
+        kinds = {"account": 0, "loyalty": 0, "device": 0}
+        for key in book.profiles:
+            kinds["device" if key.startswith(DEVICE) else "loyalty" if key.startswith(LOYALTY) else "account"] += 1
+        self._books[stage, shard] = (kinds, links, book.pending_snapshots())
+        for kind in kinds:
+            metrics.CUSTOMER_PROFILES.labels(kind).set(sum(k[kind] for k, _, _ in self._books.values()))
+        metrics.CUSTOMER_LINKS.set(sum(links for _, links, _ in self._books.values()))
+        metrics.CHURN_PENDING.set(sum(pending for _, _, pending in self._books.values()))
+
+    def observe_churn(self, _shard: int, stage: ChurnScores) -> None:
+        quality = stage.model.quality()
+        for model, figures in quality.items():
+            metrics.CHURN_AUC.labels(model).set(figures["roc_auc"])
+            metrics.CHURN_LOG_LOSS.labels(model).set(figures["log_loss"])
+        for label, count in stage.model.learned.items():
+            metrics.CHURN_EXAMPLES.labels("churned" if label else "stayed").inc(count - self._learned[label])
+            self._learned[label] = count
+
+    def observe_score(self, output: Output) -> None:
+        metrics.CUSTOMER_SCORES.labels("erasure" if output.value.get("erased") else "score").inc()
+
+
+def customer_specs(config: Config) -> list[DomainSpec]:
+    """The identity, customers and churn stages."""
+    settings, shards = customer_settings(config), config.flow.shards
+    observed = CustomerMetrics()
+    return [
+        DomainSpec(
+            IDENTITY,
+            identity_shards,
+            lambda shard: Identity(settings, shard, shards),
+            observed.observe_identity,
+            ordered=True,
+        ),
+        DomainSpec(
+            CUSTOMERS,
+            route_signal,
+            lambda _shard: Customers(settings),
+            observed.observe_customers,
+            inputs=(IDENTITY,),
+            ordered=True,
+        ),
+        DomainSpec(
+            CHURN,
+            route_signal,
+            lambda _shard: ChurnScores(score_settings(config)),
+            observed.observe_churn,
+            observed.observe_score,
+            inputs=(IDENTITY, CUSTOMERS),
+            shards=1,
+            ordered=True,
+        ),
+    ]
+
+
