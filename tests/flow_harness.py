@@ -61,6 +61,24 @@ def read_json(config: Config, topic: str, expect: int | None = None) -> list[dic
     return [orjson.loads(v) for _, v in consume_all(config.kafka.bootstrap, config.kafka.topics[topic], expect=expect)]
 
 
+def closing_events(ts: int, spread: int = 1) -> list[dict[str, Any]]:
+    """Events at ``ts`` on every input topic that change no stock and buy nothing: they move
+    the watermark past the log. ``spread`` copies with distinct Kafka keys make it all but
+    certain that every partition of a multi-partition topic gets one."""
+    events: list[dict[str, Any]] = []
+    for n in range(spread):
+        tag = "close" if n == 0 else f"close{n}"
+        events += [
+            {"event_id": f"{tag}-c", "type": "page_view", "ts": ts, "channel": "web", "session_id": tag,
+             "anonymous_id": tag},
+            {"event_id": f"{tag}-p", "type": "return", "ts": ts, "store_id": "S001" if n == 0 else tag,
+             "receipt_id": tag, "loyalty_id": None, "lines": [{"sku": "close", "qty": 1, "unit_price": 0, "restock": False}]},
+            {"event_id": f"{tag}-i", "type": "order_cancelled", "ts": ts, "order_id": tag},
+            {"event_id": f"{tag}-u", "type": "consent_changed", "ts": ts, "customer_id": tag, "marketing": False},
+        ]  # fmt: skip
+    return events
+
+
 T0 = 1_795_300_000_000  # 2026-11-21T21:46:40Z
 
 

@@ -15,24 +15,12 @@ from flows.inventory_wiring import inventory_settings
 from operators.contract import Event, topic_for_type, validate
 from operators.inventory import STOCK_EVENTS
 from tests.conftest import make_config
-from tests.flow_harness import produce_events, read_json, run_to_end
+from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
 from tests.test_inventory import reference_fold
 
 pytestmark = pytest.mark.integration
 
 HOUR_MS = 3_600_000
-
-
-def closing_events(ts: int) -> list[dict[str, Any]]:
-    """One event per input topic at ``ts`` that changes no stock: it moves the watermark past the log."""
-    return [
-        {"event_id": "close-c", "type": "page_view", "ts": ts, "channel": "web", "session_id": "close",
-         "anonymous_id": "close"},
-        {"event_id": "close-p", "type": "return", "ts": ts, "store_id": "S001", "receipt_id": "close",
-         "loyalty_id": None, "lines": [{"sku": "close", "qty": 1, "unit_price": 0, "restock": False}]},
-        {"event_id": "close-i", "type": "order_cancelled", "ts": ts, "order_id": "close"},
-        {"event_id": "close-u", "type": "consent_changed", "ts": ts, "customer_id": "close", "marketing": False},
-    ]
 
 
 def final_stock(config: Config) -> dict[tuple[str, str], tuple[int, int]]:
