@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import signal
+from collections.abc import MutableMapping
 from datetime import timedelta
 from types import FrameType
 
@@ -43,6 +45,31 @@ def serve_metrics(metrics: MetricsConfig, process_id: int) -> int | None:
     return port
 
 
+def bytewax_api_port(process_id: int, environ: MutableMapping[str, str] | None = None) -> int | None:
+    """Give each local process its own port for Bytewax's dataflow API, if it is enabled.
+
+    ``bytewax_kafka_consumer_lag`` (and every ``channelflow_*`` metric) lives in
+    the prometheus-client registry that ``serve_metrics`` already serves, so
+    Prometheus needs only channelflow's own ``/metrics``. Bytewax's API server
+    (``BYTEWAX_DATAFLOW_API_ENABLED`` set) serves the same registry plus its
+    ``/dataflow`` graph on ``BYTEWAX_DATAFLOW_API_PORT`` (default 3030); here
+    process N uses that port + N so local processes do not collide.
+
+    >>> env = {"BYTEWAX_DATAFLOW_API_ENABLED": "1", "BYTEWAX_DATAFLOW_API_PORT": "4000"}
+    >>> bytewax_api_port(2, env), env["BYTEWAX_DATAFLOW_API_PORT"]
+    (4002, '4002')
+    >>> bytewax_api_port(0, {}) is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    if not env.get("BYTEWAX_DATAFLOW_API_ENABLED"):
+        return None
+    port = int(env.get("BYTEWAX_DATAFLOW_API_PORT") or 3030) + process_id
+    env["BYTEWAX_DATAFLOW_API_PORT"] = str(port)
+    log.info("Bytewax dataflow API on port %d", port)
+    return port
+
+
 def _stop(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -58,6 +85,7 @@ def run(
     flow = build_flow(config, tail=not until_end)
     recovery = prepare_recovery(config.flow)
     serve_metrics(config.metrics, process_id or 0)
+    bytewax_api_port(process_id or 0)
     signal.signal(signal.SIGTERM, _stop)
     log.info(
         "running flow: brokers=%s shards=%d recovery=%s",

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -52,6 +53,7 @@ class Decoder:
         out: list[Keyed | Output] = []
         latest: dict[str, int] = {}
         decoded: Counter[tuple[str, str]] = Counter()
+        stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
         for msg in batch:
             topic = self.topics.get(msg.topic or "", "")
@@ -60,6 +62,9 @@ class Decoder:
                 out.append(rejected(msg, result, topic or str(msg.topic), received_at))
                 continue
             decoded[topic, result.type] += 1
+            stamp = msg.timestamp
+            if stamp is not None and stamp[0]:
+                stamps.setdefault(topic, []).append(stamp[1])
             shard = shard_of(result.event_id, self.shards)
             out.append((shard_key("sequence", shard), (shard, result)))
             source = f"{msg.topic}:{msg.partition}"
@@ -70,6 +75,10 @@ class Decoder:
             out.extend((shard_key("sequence", k), (k, marker)) for k in range(self.shards))
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)
+        for topic, sent in stamps.items():
+            histogram = metrics.INGEST_LATENCY.labels(topic)
+            for at in sent:
+                histogram.observe(max(0.0, (received_at - at) / 1000))
         return out
 
 
@@ -151,6 +160,9 @@ def count_kpi(event: Event, stores: frozenset[str]) -> None:
 
     Store ids come from input, so only configured ones become label values.
     """
+    if event.type == "add_to_cart":
+        metrics.ADD_TO_CARTS.labels(event.body["channel"], "online").inc()
+        return
     kpi = kpi_of(event)
     if kpi is None:
         return
@@ -223,11 +235,27 @@ def unkey(keyed: tuple[str, Any]) -> Any:
     return keyed[1]
 
 
+def _iso_ms(text: str) -> int | None:
+    """Epoch ms of an output's RFC 3339 ``ts`` (None if it is not one)."""
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
 def to_kafka(topic_names: Mapping[str, str]) -> Callable[[Output], KafkaSinkMessage[bytes, bytes]]:
     """``map`` step: an :class:`Output` as a Kafka message for its configured topic."""
 
+    last: list[Any] = [None, 0]  # the last `ts` string parsed and its epoch ms (outputs come in runs)
+
     def serialize(output: Output) -> KafkaSinkMessage[bytes, bytes]:
         metrics.OUTPUTS.labels(output.topic).inc()
+        ts = output.value.get("ts")
+        if isinstance(ts, str):
+            if ts != last[0]:
+                last[0], last[1] = ts, _iso_ms(ts)
+            if last[1] is not None:
+                metrics.END_TO_END_LATENCY.labels(output.topic).observe(max(0.0, (_now_ms() - last[1]) / 1000))
         return KafkaSinkMessage(
             key=output.key.encode(),
             value=orjson.dumps(output.value),

@@ -1,0 +1,82 @@
+"""Anomaly detection in the flow: the domain's settings from config, its stage and its metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import time
+
+from channelflow.config import Config
+from flows import metrics
+from flows.domain_spec import DomainSpec
+from operators.anomaly_detector import DetectorParams
+from operators.anomaly_domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
+from operators.stream_items import Output
+
+
+def anomaly_settings(config: Config) -> AnomalySettings:
+    """The anomaly domain's settings from the ``[anomaly]`` and ``[[locations]]`` config."""
+    a = config.anomaly
+    hours = {
+        loc.id: StoreHours(loc.timezone, time.fromisoformat(loc.opens), time.fromisoformat(loc.closes))
+        for loc in config.locations
+        if loc.type == "store" and loc.opens and loc.closes
+    }
+    return AnomalySettings(
+        window_ms=a.window_ms,
+        session_timeout_ms=a.session_timeout_ms,
+        detector=a.detector,
+        threshold=a.threshold,
+        params=DetectorParams(half_life=a.half_life, warmup=a.warmup, drift=a.drift),
+        suppress_k=a.suppress_k,
+        clear_windows=a.clear_windows,
+        max_episode_windows=a.max_episode_windows,
+        store_hours=hours,
+        min_sessions=a.min_sessions,
+        basket_z=a.basket_z,
+        basket_warmup=a.basket_warmup,
+        price_deviation=a.price_deviation,
+        price_warmup=a.price_warmup,
+        outlier_cooldown_ms=a.outlier_cooldown_ms,
+    )
+
+
+class AnomalyMetrics:
+    """Counts alerts by type, channel, store and kind, and sessions started by channel.
+
+    Store labels are limited to configured stores (others: ``other``).
+    """
+
+    def __init__(self, stores: Iterable[str]) -> None:
+        self.stores = frozenset(stores) | {"online", "all"}
+        self._sessions: dict[tuple[int, str], int] = {}  # (shard, group) -> sessions already counted
+
+    def observe_shard(self, shard: int, domain: Anomalies) -> None:
+        for group, total in domain.sessions_started.items():
+            seen = self._sessions.get((shard, group), 0)
+            if total > seen:
+                metrics.SESSIONS.labels(group, "online").inc(total - seen)
+                self._sessions[shard, group] = total
+
+    def observe_output(self, output: Output) -> None:
+        value = output.value
+        store = value.get("store", "other")
+        metrics.ANOMALIES.labels(
+            value["series"].partition(":")[0],
+            value.get("channel", "other"),
+            store if store in self.stores else "other",
+            value["kind"],
+        ).inc()
+
+
+def anomaly_spec(config: Config) -> DomainSpec:
+    """The ``anomaly`` stage: KPI windows, detectors and outlier checks, sharded by group and SKU."""
+    settings = anomaly_settings(config)
+    shards = config.flow.shards
+    observer = AnomalyMetrics(loc.id for loc in config.locations if loc.type == "store")
+    return DomainSpec(
+        "anomaly",
+        anomaly_shards,
+        lambda shard: Anomalies(settings, shard, shards),
+        observer.observe_shard,
+        observer.observe_output,
+    )
