@@ -25,19 +25,20 @@ from operators.identity import Identity, identity_shards
 from operators.stream_items import Output
 
 
-def customer_settings(config: Config) -> CustomerSettings:
+def customer_settings(config: Config, promotions: bool = False) -> CustomerSettings:
     return CustomerSettings(
         horizon_ms=config.churn.horizon_ms,
         tick_ms=config.churn.tick_ms,
         device_ttl_ms=config.customers.device_ttl_ms,
         recent_views=config.customers.recent_views,
         tiers=config.customers.tiers,
+        promotions=promotions,
     )
 
 
-def score_settings(config: Config) -> ScoreSettings:
+def score_settings(config: Config, promotions: bool = False) -> ScoreSettings:
     churn = config.churn
-    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing)
+    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing, promotions)
 
 
 class CustomerMetrics:
@@ -76,9 +77,10 @@ class CustomerMetrics:
         metrics.CUSTOMER_SCORES.labels("erasure" if output.value.get("erased") else "score").inc()
 
 
-def customer_specs(config: Config) -> list[DomainSpec]:
-    """The identity, customers and churn stages."""
-    settings, shards = customer_settings(config), config.flow.shards
+def customer_specs(config: Config, promotions: bool = False) -> list[DomainSpec]:
+    """The identity, customers and churn stages; with ``promotions``, they also feed a promotions stage."""
+    settings, shards = customer_settings(config, promotions), config.flow.shards
+    scoring = score_settings(config, promotions)
     observed = CustomerMetrics()
     return [
         DomainSpec(
@@ -99,7 +101,7 @@ def customer_specs(config: Config) -> list[DomainSpec]:
         DomainSpec(
             CHURN,
             route_signal,
-            lambda _shard: ChurnScores(score_settings(config)),
+            lambda _shard: ChurnScores(scoring),
             observed.observe_churn,
             observed.observe_score,
             inputs=(IDENTITY, CUSTOMERS),

@@ -18,6 +18,7 @@ own runner: ``python -m bytewax.run flows.main:flow``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import bytewax.operators as op
@@ -28,17 +29,25 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 from channelflow.config import Config, load_config
 from channelflow.kafka_io import count_partitions
 from flows import steps
+from flows.anomaly_wiring import anomaly_spec
 from flows.customer_wiring import customer_specs
 from flows.domain_spec import DomainSpec
 from flows.inventory_wiring import InventoryMetrics, inventory_settings
+from flows.promotion_wiring import promotion_spec
 from operators.inventory import Inventory, inventory_shards
+from operators.promotion_rules import PromotionSettings, load_promotions
 from operators.stream_items import Output
 
 
-def domain_specs(config: Config) -> list[DomainSpec]:
-    """The domains of the flow, in the order their steps are added."""
+def domain_specs(config: Config, promotions: PromotionSettings | None = None) -> list[DomainSpec]:
+    """The domains of the flow, in the order their steps are added.
+
+    ``promotions`` defaults to the rules file (``$CHANNELFLOW_PROMOTIONS`` or
+    ``config/promotions.toml``).
+    """
     shards = config.flow.shards
-    settings = inventory_settings(config)
+    rules = load_promotions() if promotions is None else promotions
+    settings = replace(inventory_settings(config), stock_signals=True)
     inventory_metrics = InventoryMetrics({loc.id: loc.type for loc in config.locations})
     return [
         DomainSpec(
@@ -48,7 +57,9 @@ def domain_specs(config: Config) -> list[DomainSpec]:
             inventory_metrics.observe_shard,
             inventory_metrics.observe_output,
         ),
-        *customer_specs(config),
+        *customer_specs(config, promotions=True),
+        anomaly_spec(config),
+        promotion_spec(rules, shards),
     ]
 
 

@@ -157,3 +157,35 @@ END_TO_END_LATENCY = Histogram(
     ["topic"],
     buckets=_LATENCY_BUCKETS,
 )
+
+# -- promotions (labels: rule names from the rules file, fixed outcome codes, group) --
+PROMOTIONS = Counter(
+    "channelflow_promotions",
+    "Promotion decisions by rule and outcome: sent, holdout, suppressed_<reason>, quiet_hours_delayed, cancelled, waitlist_full.",
+    ["rule", "outcome"],
+)
+PROMOTION_CONVERSIONS = Counter(
+    "channelflow_promotion_conversions",
+    "Promotions converted (coupon redeemed, or a purchase within the attribution window), by rule and group (treated, holdout).",
+    ["rule", "group"],
+)
+PROMOTION_REDEMPTIONS = Counter(
+    "channelflow_promotion_redemptions",
+    "Promotion coupons redeemed online or at a till, by rule.",
+    ["rule"],
+)
+ATTRIBUTED_REVENUE = Counter(
+    "channelflow_attributed_revenue",
+    "Revenue of converted promotions (major currency units), by rule and group.",
+    ["rule", "group"],
+)
+PROMOTION_CONVERSION_RATE = Gauge(
+    "channelflow_promotion_conversion_rate",
+    "Conversions per promotion recorded, by rule and group (treated: sent; holdout: recorded, not delivered).",
+    ["rule", "group"],
+)
+PROMOTION_UPLIFT = Gauge(
+    "channelflow_promotion_uplift",
+    "Treated minus holdout conversion rate, by rule.",
+    ["rule"],
+)

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from operators.churn_model import ChurnModel
-from operators.customer_signals import Erase, Example, Retired, Snapshot
+from operators.customer_signals import PROMOTIONS, Erase, Example, Retired, Snapshot
 from operators.dead_letter import iso_ms
+from operators.promotion_inputs import ChurnScore
 from operators.shard import DomainShard
 from operators.stream_items import Output, Signal
 from operators.timers import Timer
@@ -45,6 +46,8 @@ class ScoreSettings:
     score_change: float
     at_risk: float
     lapsing: float
+    #: Send every score to the promotions stage (for churn-risk triggers).
+    promotions: bool = False
 
 
 class ChurnScores:
@@ -60,13 +63,13 @@ class ChurnScores:
             return "lapsing"
         return "at_risk" if risk >= self.settings.at_risk else "active"
 
-    def on_event(self, signal: Signal, shard: DomainShard[Any] | None) -> list[Output]:
+    def on_event(self, signal: Signal, shard: DomainShard[Any] | None) -> list[Output | Signal]:
         body = signal.body
         if isinstance(body, Example):
             self.model.learn_one(body.features, body.churned)
             return []
         if isinstance(body, Snapshot):
-            return self._score(body, signal.ts)
+            return self._score(body, signal.ts, signal.order)
         if isinstance(body, Retired):
             self.published.pop(body.alias, None)
             return []
@@ -77,12 +80,17 @@ class ChurnScores:
             return [Output(TOPIC, body.customer_id, record)]
         raise TypeError(f"churn stage got {body!r}")
 
-    def _score(self, snapshot: Snapshot, ts: int) -> list[Output]:
+    def _score(self, snapshot: Snapshot, ts: int, order: str) -> list[Output | Signal]:
+        key = snapshot.customer_key
         risk = round(self.model.predict_proba_one(snapshot.features), 4)
         segment = self.segment(risk)
-        last = self.published.get(snapshot.customer_key)
+        out: list[Output | Signal] = []
+        if self.settings.promotions:
+            score = ChurnScore(key, ts, risk, snapshot.cause_event_id)
+            out.append(Signal(PROMOTIONS, key, ts, f"{order}:risk", score))
+        last = self.published.get(key)
         if last is not None and abs(risk - last[0]) < self.settings.score_change and segment == last[1]:
-            return []
+            return out
         self.published[snapshot.customer_key] = (risk, segment)
         record = {
             "customer_id": snapshot.customer_key,
@@ -94,7 +102,8 @@ class ChurnScores:
             "ts": iso_ms(ts),
             "cause_event_id": snapshot.cause_event_id,
         }
-        return [Output(TOPIC, snapshot.customer_key, record)]
+        out.append(Output(TOPIC, key, record))
+        return out
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output]:
         return []

@@ -37,7 +37,8 @@ from typing import Any
 from operators.churn_features import as_vector, churn_features, from_vector, rfm
 from operators.contract import Event
 from operators.customer_profile import CustomerProfile
-from operators.customer_signals import CHURN, CHURN_KEY, Example, Snapshot, Snapshots
+from operators.customer_signals import CHURN, CHURN_KEY, PROMOTIONS, Example, Snapshot, Snapshots
+from operators.promotion_inputs import Activity, CustomerFacts
 from operators.shard import DomainShard
 from operators.stream_items import Signal
 from operators.timers import Timer
@@ -56,6 +57,8 @@ class CustomerSettings:
     device_ttl_ms: int
     recent_views: int
     tiers: tuple[tuple[str, int], ...]
+    #: Tell the promotions stage each scored customer's activity (with their profile facts).
+    promotions: bool = False
 
 
 def is_scored(key: str) -> bool:
@@ -88,12 +91,27 @@ class CustomerBook:
             profile = self.profiles[key] = CustomerProfile()
         profile.apply(event, self.settings.recent_views)
         self._start_ticks(event.ts, shard)
-        if event.type not in PURCHASES or not is_scored(key):
+        if not is_scored(key):
             return []
-        for tick_ts, snapshots in self.pending.items():
-            if tick_ts < event.ts and key in snapshots:
-                snapshots[key][1] = True
-        return [self.snapshot(key, event.ts, f"{event.event_id}:score:{key}")]
+        signals = []
+        if self.settings.promotions:
+            activity = Activity(self.facts(key), event)
+            signals.append(Signal(PROMOTIONS, key, event.ts, f"{event.event_id}:act:{key}", activity))
+        if event.type in PURCHASES:
+            for tick_ts, snapshots in self.pending.items():
+                if tick_ts < event.ts and key in snapshots:
+                    snapshots[key][1] = True
+            signals.append(self.snapshot(key, event.ts, f"{event.event_id}:score:{key}"))
+        return signals
+
+    def facts(self, key: str) -> CustomerFacts:
+        """What the promotions stage needs to know of ``key``'s profile."""
+        p = self.profiles[key]
+        cart = tuple((sku, qty, price) for sku, (qty, price) in p.cart.items())
+        return CustomerFacts(
+            key, not key.startswith(LOYALTY), p.marketing_consent, p.consent_channels, p.timezone, p.birthday,
+            p.home_store, p.orders, p.lifetime_value_millis, p.last_purchase, cart,
+        )  # fmt: skip
 
     def snapshot(self, key: str, now: int, order: str) -> Signal:
         """A scoring request for ``key``'s features at ``now``."""

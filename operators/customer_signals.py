@@ -14,7 +14,7 @@ from operators.contract import Event
 from operators.customer_profile import CustomerProfile
 
 #: Stage names, as the flow wires them.
-IDENTITY, CUSTOMERS, CHURN = "identity", "customers", "churn"
+IDENTITY, CUSTOMERS, CHURN, PROMOTIONS = "identity", "customers", "churn", "promotions"
 #: The churn stage has a single shard: one model.
 CHURN_KEY = "model"
 

@@ -27,7 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 from operators.customer_book import CustomerBook, CustomerSettings, is_scored
-from operators.customer_signals import CHURN, CHURN_KEY, Erase, Merge, Resolved
+from operators.customer_signals import CHURN, CHURN_KEY, PROMOTIONS, Erase, Merge, Resolved
+from operators.promotion_inputs import Erasure
 from operators.shard import DomainShard
 from operators.stream_items import Signal
 from operators.timers import Timer
@@ -52,7 +53,11 @@ class Customers:
             return [self.book.snapshot(body.customer_id, signal.ts, signal.order)]
         if isinstance(body, Erase):
             self.book.erase(body.customer_id)
-            return [Signal(CHURN, CHURN_KEY, signal.ts, signal.order, body)]
+            signals = [Signal(CHURN, CHURN_KEY, signal.ts, signal.order, body)]
+            if self.book.settings.promotions:
+                forget = Erasure(body.customer_id, signal.ts, body.cause_event_id)
+                signals.append(Signal(PROMOTIONS, body.customer_id, signal.ts, signal.order, forget))
+            return signals
         raise TypeError(f"customers stage got {body!r}")
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Signal]:

@@ -41,7 +41,17 @@ from typing import Any
 
 from operators.contract import Event
 from operators.customer_book import DEVICE, LOYALTY, CustomerBook, CustomerSettings, is_scored
-from operators.customer_signals import CHURN, CHURN_KEY, CUSTOMERS, Erase, Merge, Resolved, Retired
+from operators.customer_signals import (
+    CHURN,
+    CHURN_KEY,
+    CUSTOMERS,
+    PROMOTIONS,
+    Erase,
+    Merge,
+    Resolved,
+    Retired,
+)
+from operators.promotion_inputs import Erasure
 from operators.shard import DomainShard
 from operators.sharding import shard_of
 from operators.stream_items import Signal
@@ -105,8 +115,9 @@ class Identity:
                 if shard_of(alias, self.shards) == self.shard
                 for signal in self._link(alias, event.body["customer_id"], event, shard)
             ]
-            if event.type == "login":  # the login itself is the account's click
-                signals.append(self._resolved(event.body["customer_id"], event))
+            if event.type == "login":  # the login itself is the account's click, after the merge
+                account = event.body["customer_id"]
+                signals.append(Signal(CUSTOMERS, account, event.ts, f"{event.event_id}:resolved", Resolved(account, event)))
             return signals
         key = identity_key(event)
         assert key is not None
@@ -139,6 +150,9 @@ class Identity:
         signals = [Signal(CUSTOMERS, account, event.ts, f"{event.event_id}:merge:{alias}", merge)]
         if is_scored(alias):
             signals.append(Signal(CHURN, CHURN_KEY, event.ts, f"{event.event_id}:retire:{alias}", Retired(alias)))
+            if self.book.settings.promotions:  # the card's own promotion state ends; the account's goes on
+                forget = Erasure(alias, event.ts, event.event_id)
+                signals.append(Signal(PROMOTIONS, alias, event.ts, f"{event.event_id}:retire:{alias}", forget))
         return signals
 
     def _resolved(self, account: str, event: Event) -> Signal:

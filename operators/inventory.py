@@ -18,11 +18,12 @@ from typing import Any, NamedTuple
 
 from operators.contract import Event
 from operators.dead_letter import iso_ms
+from operators.promotion_inputs import StockLevel
 from operators.shard import DomainShard
 from operators.sharding import shard_of
 from operators.stock_ledger import ADD, EVENT_RANK, EXPIRY_RANK, SET, Entry, Key, Ledger
 from operators.stock_routing import choose_location
-from operators.stream_items import Output
+from operators.stream_items import Output, Signal
 from operators.timers import Timer
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 TOPIC = "inventory_updates"
+PROMOTIONS = "promotions"
 LOCATION_TYPES = ("store", "warehouse")
 
 SKU_EVENTS = frozenset({"stock_received", "stock_adjusted", "stock_counted", "transfer"})
@@ -109,6 +111,8 @@ class InventorySettings:
     ship_from: tuple[str, ...] = ()
     unknown_location_type: str = "store"
     order_retention_ms: int = 3_600_000
+    #: Send a SKU's network availability to the promotions stage when it crosses zero or the low threshold.
+    stock_signals: bool = False
     _types: dict[str, str] = field(init=False, repr=False, compare=False)
     _ranking: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
 
@@ -588,9 +592,10 @@ class Inventory:
             extra["order_id"] = order_id
         change.alerts.append((sku, location_id, extra))
 
-    def _finish(self, change: _Change) -> list[Output]:
+    def _finish(self, change: _Change) -> list[Output | Signal]:
         """Stock records for the SKU-locations that changed, then their alerts."""
-        outputs = change.outputs
+        outputs: list[Output | Signal] = list(change.outputs)
+        network_before = {sku: self._network[sku] for sku, _ in change.before}
         for (sku, location_id), before in change.before.items():
             ledger = self._stock[sku][location_id]
             position = self._position(sku, location_id, ledger)
@@ -613,6 +618,12 @@ class Inventory:
                 self._count_level(location_id, ledger.level, -1)
                 self._count_level(location_id, level, +1)
                 ledger.level = level
+        if self.settings.stock_signals:
+            for sku, before_net in network_before.items():
+                after = self._network[sku]
+                if self._level(before_net) != self._level(after):
+                    level = StockLevel(sku, change.ts, after, change.cause_event_id)
+                    outputs.append(Signal(PROMOTIONS, sku, change.ts, f"{change.cause_event_id}:stock:{sku}", level))
         return outputs
 
 

@@ -1,0 +1,72 @@
+"""Promotions in the flow: the stage after the customer, churn and inventory stages, and its metrics.
+
+The promotions stage is keyed by customer (``shard_of(customer key)``) and
+ordered: it receives each scored customer's activity with their profile facts
+(identity and customers stages), churn scores (churn stage), erasures, and
+SKU stock levels (inventory stage, to every shard), applies them in
+event-time order and decides on the watermark, so the same log gives the same
+promotions with any number of processes and at any replay speed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from flows import metrics
+from flows.domain_spec import DomainSpec
+from operators.attribution import uplift
+from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY, PROMOTIONS
+from operators.promotion_rules import PromotionSettings
+from operators.promotions import Promotions, promotions_shards
+from operators.stream_items import Signal
+
+INVENTORY = "inventory"
+
+
+def route_promotion(signal: Signal, shards: int) -> set[int]:
+    return promotions_shards(signal.body, shards)
+
+
+class PromotionMetrics:
+    """Adds each shard's drained counts to the counters; keeps the uplift gauges."""
+
+    def __init__(self) -> None:
+        self._recorded: Counter[tuple[str, str]] = Counter()
+        self._converted: Counter[tuple[str, str]] = Counter()
+
+    def observe_shard(self, _shard: int, promotions: Promotions) -> None:
+        counts = promotions.drain()
+        for (rule, outcome), n in counts.outcomes.items():
+            metrics.PROMOTIONS.labels(rule, outcome).inc(n)
+            if outcome in ("sent", "holdout"):
+                self._recorded[rule, "treated" if outcome == "sent" else "holdout"] += n
+        conversions = counts.conversions
+        for (rule, group), n in conversions.conversions.items():
+            metrics.PROMOTION_CONVERSIONS.labels(rule, group).inc(n)
+            self._converted[rule, group] += n
+        for (rule, group), millis in conversions.revenue_millis.items():
+            metrics.ATTRIBUTED_REVENUE.labels(rule, group).inc(millis / 1000)
+        for rule, n in conversions.redemptions.items():
+            metrics.PROMOTION_REDEMPTIONS.labels(rule).inc(n)
+        if counts.outcomes or conversions.conversions:
+            for rule, report in uplift(self._recorded, self._converted).items():
+                if report.treated_rate is not None:
+                    metrics.PROMOTION_CONVERSION_RATE.labels(rule, "treated").set(report.treated_rate)
+                if report.holdout_rate is not None:
+                    metrics.PROMOTION_CONVERSION_RATE.labels(rule, "holdout").set(report.holdout_rate)
+                if report.uplift is not None:
+                    metrics.PROMOTION_UPLIFT.labels(rule).set(report.uplift)
+
+
+def promotion_spec(settings: PromotionSettings, shards: int) -> DomainSpec:
+    observed = PromotionMetrics()
+    return DomainSpec(
+        PROMOTIONS,
+        route_promotion,
+        lambda shard: Promotions(settings, shard, shards),
+        observed.observe_shard,
+        inputs=(INVENTORY, IDENTITY, CUSTOMERS, CHURN),
+        ordered=True,
+    )
+
+
