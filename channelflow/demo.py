@@ -29,7 +29,8 @@ SUMMARY_EVERY_S = 2.0
 
 
 def scrape(url: str) -> dict[str, float]:
-    """Sum every ``channelflow_*`` sample of a /metrics page by name (labels summed over)."""
+    """Sum every ``channelflow_*`` sample of a /metrics page by name (labels summed over);
+    promotions actually sent are also summed as ``promotions_sent``."""
     with urllib.request.urlopen(url, timeout=2) as response:
         text = response.read().decode()
     totals: dict[str, float] = {}
@@ -37,6 +38,8 @@ def scrape(url: str) -> dict[str, float]:
         for sample in family.samples:
             if sample.name.startswith("channelflow_") and not sample.name.endswith("_created"):
                 totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+                if sample.name == "channelflow_promotions_total" and sample.labels.get("outcome") == "sent":
+                    totals["promotions_sent"] = totals.get("promotions_sent", 0.0) + sample.value
     return totals
 
 
@@ -45,7 +48,7 @@ def summary_line(now: Mapping[str, float], before: Mapping[str, float], seconds:
 
     >>> summary_line({"channelflow_events_total": 300, "channelflow_orders_total": 4,
     ...               "channelflow_revenue_total": 99.5}, {"channelflow_events_total": 100}, 2.0)
-    'events 300 (100/s) | orders 4 | revenue 99.50 | returns 0 | stock-outs 0 | dead letters 0 | duplicates 0 | late 0 | promotions 0'
+    'events 300 (100/s) | orders 4 | revenue 99.50 | returns 0 | stock-outs 0 | dead letters 0 | duplicates 0 | late 0 | promotions sent 0 | scores 0 | anomalies 0'
     """
     events = now.get("channelflow_events_total", 0.0)
     rate = (events - before.get("channelflow_events_total", 0.0)) / seconds if seconds > 0 else 0.0
@@ -58,7 +61,9 @@ def summary_line(now: Mapping[str, float], before: Mapping[str, float], seconds:
         f" | dead letters {now.get('channelflow_dead_letters_total', 0):.0f}"
         f" | duplicates {now.get('channelflow_duplicates_total', 0):.0f}"
         f" | late {now.get('channelflow_late_events_total', 0):.0f}"
-        f" | promotions {now.get('channelflow_promotions_total', 0):.0f}"
+        f" | promotions sent {now.get('promotions_sent', 0):.0f}"
+        f" | scores {now.get('channelflow_customer_scores_total', 0):.0f}"
+        f" | anomalies {now.get('channelflow_anomalies_total', 0):.0f}"
     )
 
 
