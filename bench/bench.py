@@ -14,6 +14,11 @@ state bytes per SKU-location (what a recovery snapshot stores).
 
 Usage: ``python bench/bench.py --events 200000 [--traffic inventory]``.
 Prints a Markdown table.
+
+``--promotions`` instead runs every domain stage in-process (``LocalFlow``, no
+Kafka) over ``--events`` simulated events twice, with and without the
+promotions stage, and reports promotion decisions per second and the
+promotions stage's share of flow time, ``(t_all - t_without) / t_all``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
@@ -92,6 +98,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--traffic", choices=["mixed", "inventory"], default="mixed")
+    parser.add_argument("--promotions", action="store_true", help="promotion decisions/s and share of flow time")
     parser.add_argument("--child", choices=["baseline", "channelflow"], help=argparse.SUPPRESS)
     parser.add_argument("--brokers", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)
@@ -99,6 +106,8 @@ def main() -> int:
     if args.child:
         child(args.child, args.brokers, args.topics.split(","))
         return 0
+    if args.promotions:
+        return promotions_bench(args.events, args.customers)
 
     from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
 
@@ -143,6 +152,69 @@ def main() -> int:
     return 0
 
 
+class _Sink:
+    """A domain that ignores everything: the promotions stage taken out of the timing."""
+
+    def on_event(self, _item: object, _shard: object) -> list[object]:
+        return []
+
+    def on_timer(self, _timer: object, _shard: object) -> list[object]:
+        return []
+
+    def on_watermark(self, _shard: object) -> list[object]:
+        return []
+
+
+def promotions_bench(n_events: int, customers: int) -> int:
+    """LocalFlow over simulated events with and without the promotions stage; print a Markdown table."""
+    from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+    from flows.local import LocalFlow
+    from flows.main import domain_specs
+    from operators.contract import Event, topic_for_type, validate
+    from operators.customer_signals import PROMOTIONS
+    from operators.promotions import OUTCOMES
+
+    config = load_config()
+    stream = simulate(SimulationSettings(seed=11, customers=customers, days=None, anomalies=False), DEFAULT_LOCATIONS)
+    events = []
+    for body in islice(stream, n_events):
+        event = validate(body, topic_for_type(str(body["type"])))
+        assert isinstance(event, Event)
+        events.append(event)
+    events.sort(key=lambda e: (e.ts, e.event_id))
+    days = (events[-1].ts - events[0].ts) / 86_400_000
+    not_final = {"cancelled", "waitlist_full", OUTCOMES[2]}  # quiet_hours_delayed is decided again later
+
+    def timed(with_promotions: bool) -> tuple[float, int, int]:
+        # Without: a promotions stage that drops what reaches it (the upstream stages still emit its inputs).
+        specs = [s if with_promotions or s.name != PROMOTIONS else replace(s, make=lambda _: _Sink(), ordered=False)
+                 for s in domain_specs(config)]
+        flow = LocalFlow(specs, config.flow.shards)
+        started = time.perf_counter()
+        flow.run(events, lateness_ms=config.time.allowed_lateness_ms)
+        flow.advance(events[-1].ts + 1)
+        seconds = time.perf_counter() - started
+        decisions = records = 0
+        if with_promotions:
+            for domain in flow.domains(PROMOTIONS):
+                counts = domain.drain().outcomes
+                decisions += sum(n for (_, outcome), n in counts.items() if outcome not in not_final)
+            records = sum(1 for o in flow.outputs if o.topic == "promotions")
+        return seconds, decisions, records
+
+    t_without, _, _ = timed(False)
+    t_all, decisions, records = timed(True)
+    share = (t_all - t_without) / t_all
+    print(f"{n_events} simulated events ({days:.1f} days, {customers} customers), LocalFlow, "
+          f"{config.flow.shards} shards, 1 process\n")
+    print("| run | seconds | events/s | promotion decisions | decisions/s | promotions records |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| all domain stages | {t_all:.2f} | {n_events / t_all:,.0f} | {decisions} | {decisions / t_all:,.1f} "
+          f"| {records} |")
+    print(f"| without promotions | {t_without:.2f} | {n_events / t_without:,.0f} | | | |")
+    print(f"\npromotions stage: {share:.1%} of flow time; {decisions / max(t_all - t_without, 1e-9):,.0f} "
+          "decisions per second of promotions-stage time")
+    return 0
 
 
 def inventory_state_bytes(events: list[dict[str, object]], config: object) -> tuple[float, int]:

@@ -56,6 +56,8 @@ def domain_specs(config: Config, promotions: PromotionSettings | None = None) ->
             lambda shard: Inventory(settings, shard, shards),
             inventory_metrics.observe_shard,
             inventory_metrics.observe_output,
+            # Ordered, so the stock levels it tells promotions follow event time, not arrival order.
+            ordered=True,
         ),
         *customer_specs(config, promotions=True),
         anomaly_spec(config),
