@@ -35,14 +35,14 @@ from river import metrics  # noqa: E402
 from channelflow.config import Config, load_config  # noqa: E402
 from channelflow.simulator import SimulationSettings, simulate  # noqa: E402
 from channelflow.uci import DEFAULT_CSV, events_from_csv  # noqa: E402
-from flows.customer_wiring import customer_specs  # noqa: E402
+from flows.customer_wiring import customer_profiles, customer_specs  # noqa: E402
 from flows.local import LocalFlow  # noqa: E402
 from operators.churn_features import churn_features  # noqa: E402
 from operators.churn_model import MODELS  # noqa: E402
 from operators.contract import Event, topic_for_type, validate  # noqa: E402
 from operators.customer_book import LOYALTY, is_scored  # noqa: E402
 from operators.customer_profile import DAY_MS, CustomerProfile  # noqa: E402
-from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY  # noqa: E402
+from operators.customer_signals import CHURN  # noqa: E402
 
 UCI_CUTOFF = int(datetime(2011, 9, 9, tzinfo=timezone.utc).timestamp() * 1000)
 UCI_END = int(datetime(2011, 12, 10, tzinfo=timezone.utc).timestamp() * 1000)
@@ -70,12 +70,8 @@ def run_until(config: Config, events: list[Event], cutoff: int) -> tuple[LocalFl
 
 
 def profiles(flow: LocalFlow) -> dict[str, CustomerProfile]:
-    found: dict[str, CustomerProfile] = {}
-    for identity in flow.domains(IDENTITY):
-        found.update(identity.book.profiles)
-    for customers in flow.domains(CUSTOMERS):
-        found.update(customers.book.profiles)
-    return {key: p for key, p in found.items() if is_scored(key) and p.last_purchase is not None}
+    """The scored customers with a purchase."""
+    return {key: p for key, p in customer_profiles(flow).items() if is_scored(key) and p.last_purchase is not None}
 
 
 def auc_at_cutoff(flow: LocalFlow, cutoff: int, churned: dict[str, bool]) -> tuple[float, float, int]:

@@ -518,12 +518,16 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     """
     env = os.environ if environ is None else environ
     file = Path(path or env.get("CHANNELFLOW_CONFIG") or DEFAULT_CONFIG)
+    return from_mapping(apply_env(read_toml(file, "config"), env), source=file)
+
+
+def read_toml(file: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or invalid one is a :class:`ConfigError` naming ``what``."""
     try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {file} does not exist") from None
+        raise ConfigError(f"{what} file {file} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {file} cannot be read as UTF-8 text: {exc}") from None
+        raise ConfigError(f"{what} file {file} cannot be read as UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
-    return from_mapping(apply_env(doc, env), source=file)
+        raise ConfigError(f"{what} file {file} is not valid TOML: {exc}") from None

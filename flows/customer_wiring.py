@@ -16,9 +16,11 @@ from __future__ import annotations
 from channelflow.config import Config
 from flows import metrics
 from flows.domain_spec import DomainSpec
+from flows.local import LocalFlow
 from flows.steps import route_signal
 from operators.churn_scores import ChurnScores, ScoreSettings
 from operators.customer_book import DEVICE, LOYALTY, CustomerBook, CustomerSettings
+from operators.customer_profile import CustomerProfile
 from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY
 from operators.customers import Customers
 from operators.identity import Identity, identity_shards
@@ -75,6 +77,16 @@ class CustomerMetrics:
 
     def observe_score(self, output: Output) -> None:
         metrics.CUSTOMER_SCORES.labels("erasure" if output.value.get("erased") else "score").inc()
+
+
+def customer_profiles(flow: LocalFlow) -> dict[str, CustomerProfile]:
+    """Every profile held by an in-process run's identity and customers stages, by key."""
+    found: dict[str, CustomerProfile] = {}
+    for identity in flow.domains(IDENTITY):
+        found.update(identity.book.profiles)
+    for customers in flow.domains(CUSTOMERS):
+        found.update(customers.book.profiles)
+    return found
 
 
 def customer_specs(config: Config, promotions: bool = False) -> list[DomainSpec]:

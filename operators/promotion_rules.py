@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import time
@@ -49,14 +48,10 @@ from channelflow.config import (
     parse_str,
     parse_table,
     parse_timezone,
+    read_toml,
     take,
 )
 from operators.money import from_millis, to_millis
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_PROMOTIONS",
@@ -484,14 +479,7 @@ def load_promotions(path: str | Path | None = None, environ: Mapping[str, str] |
     """
     env = os.environ if environ is None else environ
     file = Path(path or env.get("CHANNELFLOW_PROMOTIONS") or DEFAULT_PROMOTIONS)
-    try:
-        doc = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"promotions file {file} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"promotions file {file} cannot be read as UTF-8 text: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"promotions file {file} is not valid TOML: {exc}") from None
+    doc = read_toml(file, "promotions")
     overrides = {ENV_PREFIX + name[len(ENV_OVERRIDE_PREFIX):]: value for name, value in env.items()
                  if name.startswith(ENV_OVERRIDE_PREFIX)}
     return promotions_from_mapping(apply_env(doc, overrides), source=file)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from channelflow.config import ConfigError, from_mapping, load_config
-from flows.customer_wiring import customer_specs
+from flows.customer_wiring import customer_profiles, customer_specs
 from flows.local import LocalFlow
 from operators.contract import Event, topic_for_type, validate
 from operators.customer_book import CustomerBook
@@ -72,12 +72,7 @@ def feed(flow: LocalFlow, events: list[Event]) -> None:
 
 
 def profiles(flow: LocalFlow) -> dict[str, CustomerProfile]:
-    found: dict[str, CustomerProfile] = {}
-    for identity in flow.domains(IDENTITY):
-        found.update(identity.book.profiles)
-    for customers in flow.domains(CUSTOMERS):
-        found.update(customers.book.profiles)
-    return found
+    return customer_profiles(flow)
 
 
 def scores(flow: LocalFlow) -> list[dict[str, Any]]:
