@@ -39,7 +39,11 @@ class PromotionMetrics:
         for (rule, outcome), n in counts.outcomes.items():
             metrics.PROMOTIONS.labels(rule, outcome).inc(n)
             if outcome in ("sent", "holdout"):
-                self._recorded[rule, "treated" if outcome == "sent" else "holdout"] += n
+                group = "treated" if outcome == "sent" else "holdout"
+                self._recorded[rule, group] += n
+                # A recorded group's conversions and revenue are 0 until it converts, not absent.
+                metrics.PROMOTION_CONVERSIONS.labels(rule, group)
+                metrics.ATTRIBUTED_REVENUE.labels(rule, group)
         conversions = counts.conversions
         for (rule, group), n in conversions.conversions.items():
             metrics.PROMOTION_CONVERSIONS.labels(rule, group).inc(n)
