@@ -8,8 +8,12 @@ domain shards driven by the event-time watermark, Kafka out.
               └─ kafka_errors ──────┐              │              │
                                     │   dead letters              ├─ route_<domain> ─ <domain>[shard of entity]
                                     └──────────────┴── outputs ◄──┘        (state, timers)
-                                                        │
-                                                     kafka_out (topic per record)
+                                                        │                       │ signals, progress
+                                                     kafka_out                  └─ route_<later domain> ─ ...
+
+Domains, in order: inventory; identity → customers → churn (customers and
+churn); anomalies; promotions (fed by inventory, identity, customers, churn).
+See ``domain_specs`` and the README's architecture section.
 
 Run it with ``channelflow run`` (see ``channelflow.runner``), or with Bytewax's
 own runner: ``python -m bytewax.run flows.main:flow``.
