@@ -19,7 +19,7 @@ from flows.domain_spec import DomainSpec
 from flows.local import LocalFlow
 from flows.steps import route_signal
 from operators.churn_scores import ChurnScores, ScoreSettings
-from operators.customer_book import DEVICE, LOYALTY, CustomerBook, CustomerSettings
+from operators.customer_book import CustomerBook, CustomerSettings
 from operators.customer_profile import CustomerProfile
 from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY
 from operators.customers import Customers
@@ -57,12 +57,10 @@ class CustomerMetrics:
         self._observe_book(CUSTOMERS, shard, customers.book, 0)
 
     def _observe_book(self, stage: str, shard: int, book: CustomerBook, links: int) -> None:
-        kinds = {"account": 0, "loyalty": 0, "device": 0}
-        for key in book.profiles:
-            kinds["device" if key.startswith(DEVICE) else "loyalty" if key.startswith(LOYALTY) else "account"] += 1
-        self._books[stage, shard] = (kinds, links, book.pending_snapshots())
-        for kind in kinds:
-            metrics.CUSTOMER_PROFILES.labels(kind).set(sum(k[kind] for k, _, _ in self._books.values()))
+        # Called each time a shard's watermark moves: only counters kept by the book, no scan of profiles.
+        self._books[stage, shard] = (dict(book.kinds), links, book.pending_snapshots())
+        for kind in ("account", "loyalty", "device"):
+            metrics.CUSTOMER_PROFILES.labels(kind).set(sum(k.get(kind, 0) for k, _, _ in self._books.values()))
         metrics.CUSTOMER_LINKS.set(sum(links for _, links, _ in self._books.values()))
         metrics.CHURN_PENDING.set(sum(pending for _, _, pending in self._books.values()))
 

@@ -31,6 +31,7 @@ Anonymous devices (``device:`` keys) have profiles but no scores.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +67,18 @@ def is_scored(key: str) -> bool:
     return not key.startswith(DEVICE)
 
 
+def kind_of(key: str) -> str:
+    """``device``, ``loyalty`` (a card not linked yet) or ``account``."""
+    return "device" if key.startswith(DEVICE) else "loyalty" if key.startswith(LOYALTY) else "account"
+
+
 class CustomerBook:
     """Profiles of one shard, their churn snapshots and labels; a shard's domain or part of one."""
 
     def __init__(self, settings: CustomerSettings) -> None:
         self.settings = settings
         self.profiles: dict[str, CustomerProfile] = {}
+        self.kinds: Counter[str] = Counter()  # profiles by kind_of(key), kept as profiles come and go
         self.pending: dict[int, dict[str, list[Any]]] = {}  # tick -> key -> [feature vector, purchased since]
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Signal] | None:
@@ -88,7 +95,7 @@ class CustomerBook:
         """Fold ``event`` into ``key``'s profile; a purchase is scored at once."""
         profile = self.profiles.get(key)
         if profile is None:
-            profile = self.profiles[key] = CustomerProfile()
+            profile = self._add(key, CustomerProfile())
         profile.apply(event, self.settings.recent_views)
         self._start_ticks(event.ts, shard)
         if not is_scored(key):
@@ -127,7 +134,7 @@ class CustomerBook:
     def release(self, key: str) -> tuple[CustomerProfile | None, Snapshots]:
         """Take ``key``'s profile and pending snapshots out of this book (for a merge)."""
         snapshots = {tick: self.pending[tick].pop(key) for tick in self.pending if key in self.pending[tick]}
-        return self.profiles.pop(key, None), snapshots
+        return self._drop(key), snapshots
 
     def absorb(
         self, key: str, profile: CustomerProfile | None, snapshots: Snapshots, ts: int, shard: DomainShard[Any]
@@ -137,7 +144,7 @@ class CustomerBook:
         if profile is not None:
             own = self.profiles.get(key)
             if own is None:
-                self.profiles[key] = profile
+                self._add(key, profile)
             else:
                 own.absorb(profile, self.settings.recent_views)
         for tick, snapshot in snapshots.items():
@@ -146,10 +153,21 @@ class CustomerBook:
 
     def erase(self, key: str) -> bool:
         """Forget every trace of ``key``; True if there was any."""
-        found = self.profiles.pop(key, None) is not None
+        found = self._drop(key) is not None
         for snapshots in self.pending.values():
             found = snapshots.pop(key, None) is not None or found
         return found
+
+    def _add(self, key: str, profile: CustomerProfile) -> CustomerProfile:
+        self.profiles[key] = profile
+        self.kinds[kind_of(key)] += 1
+        return profile
+
+    def _drop(self, key: str) -> CustomerProfile | None:
+        profile = self.profiles.pop(key, None)
+        if profile is not None:
+            self.kinds[kind_of(key)] -= 1
+        return profile
 
     # -- event-time ticks and labels -------------------------------------------------
 

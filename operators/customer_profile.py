@@ -93,9 +93,6 @@ class CustomerProfile:
                 reached = name
         return reached
 
-    def recent_views(self, limit: int) -> list[tuple[int, str]]:
-        return self.views[-limit:]
-
     # -- folding events --------------------------------------------------------
 
     def apply(self, event: Event, recent_views: int = 20) -> None:

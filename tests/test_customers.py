@@ -312,3 +312,19 @@ def test_bad_customer_and_churn_config_names_the_key(section: str, key: str, val
     doc[section][key] = value
     with pytest.raises(ConfigError, match=f"^{message}"):
         from_mapping(doc)
+
+
+def test_books_count_their_profiles_by_kind_as_they_come_and_go() -> None:
+    from collections import Counter
+
+    from operators.customer_book import kind_of
+
+    flow = new_flow()
+    feed(flow, [click("add_to_cart", T0, "d1", sku="K", qty=1, price=1.0), till("sale", T0 + 1, "L1"),
+                order(T0 + 2, "d2", "C1", 5.0), click("login", T0 + 3, "d1", "C1"),
+                crm("identity_linked", T0 + 4, "C1", loyalty_id="L1"), till("sale", T0 + 5, "L2"),
+                crm("erasure_requested", T0 + 6, "C1")])  # fmt: skip
+    for stage in (IDENTITY, CUSTOMERS):
+        for domain in flow.domains(stage):
+            assert +domain.book.kinds == Counter(kind_of(key) for key in domain.book.profiles)
+    assert sum(d.book.kinds["loyalty"] for d in flow.domains(IDENTITY)) == 1  # L2; L1 merged into C1
