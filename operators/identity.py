@@ -116,13 +116,11 @@ class Identity:
                 for signal in self._link(alias, event.body["customer_id"], event, shard)
             ]
             if event.type == "login":  # the login itself is the account's click, after the merge
-                account = event.body["customer_id"]
-                signals.append(Signal(CUSTOMERS, account, event.ts, f"{event.event_id}:resolved", Resolved(account, event)))
+                signals.append(self._resolved(event.body["customer_id"], event, f"{event.event_id}:resolved"))
             return signals
         key = identity_key(event)
         assert key is not None
-        if key.startswith(DEVICE):
-            shard.timers.schedule(_TTL + key, event.ts + self.book.settings.device_ttl_ms, None)
+        self._keep_device(key, event.ts, shard)
         account = self.links.get(key)
         if account is not None:
             return [self._resolved(account, event)]
@@ -143,8 +141,7 @@ class Identity:
 
     def _link(self, alias: str, account: str, event: Event, shard: DomainShard[Any]) -> list[Signal]:
         self.links[alias] = account
-        if alias.startswith(DEVICE):
-            shard.timers.schedule(_TTL + alias, event.ts + self.book.settings.device_ttl_ms, None)
+        self._keep_device(alias, event.ts, shard)
         profile, snapshots = self.book.release(alias)
         merge = Merge(account, alias, profile, snapshots, event.event_id)
         signals = [Signal(CUSTOMERS, account, event.ts, f"{event.event_id}:merge:{alias}", merge)]
@@ -155,8 +152,13 @@ class Identity:
                 signals.append(Signal(PROMOTIONS, alias, event.ts, f"{event.event_id}:retire:{alias}", forget))
         return signals
 
-    def _resolved(self, account: str, event: Event) -> Signal:
-        return Signal(CUSTOMERS, account, event.ts, event.event_id, Resolved(account, event))
+    def _keep_device(self, key: str, ts: int, shard: DomainShard[Any]) -> None:
+        # A device (linked or not) is forgotten device_ttl after its last activity.
+        if key.startswith(DEVICE):
+            shard.timers.schedule(_TTL + key, ts + self.book.settings.device_ttl_ms, None)
+
+    def _resolved(self, account: str, event: Event, order: str | None = None) -> Signal:
+        return Signal(CUSTOMERS, account, event.ts, order or event.event_id, Resolved(account, event))
 
     def _erase(self, event: Event, shard: DomainShard[Any]) -> list[Signal]:
         account = event.body["customer_id"]
