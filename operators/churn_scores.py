@@ -91,9 +91,9 @@ class ChurnScores:
         last = self.published.get(key)
         if last is not None and abs(risk - last[0]) < self.settings.score_change and segment == last[1]:
             return out
-        self.published[snapshot.customer_key] = (risk, segment)
+        self.published[key] = (risk, segment)
         record = {
-            "customer_id": snapshot.customer_key,
+            "customer_id": key,
             "churn_risk": risk,
             "segment": segment,
             **snapshot.rfm,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators.customer_book import CustomerBook, CustomerSettings, is_scored
+from operators.customer_book import CustomerBook, CustomerSettings
 from operators.customer_signals import CHURN, CHURN_KEY, PROMOTIONS, Erase, Merge, Resolved
 from operators.promotion_inputs import Erasure
 from operators.shard import DomainShard
@@ -47,7 +47,7 @@ class Customers:
         if isinstance(body, Merge):
             self.book.absorb(body.customer_id, body.profile, body.snapshots, signal.ts, shard)
             profile = self.book.profiles.get(body.customer_id)
-            if profile is None or profile.last_purchase is None or not is_scored(body.customer_id):
+            if profile is None or profile.last_purchase is None:
                 return []
             # The account's history just grew: score it again.
             return [self.book.snapshot(body.customer_id, signal.ts, signal.order)]
