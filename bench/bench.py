@@ -170,7 +170,7 @@ def promotions_bench(n_events: int, customers: int) -> int:
     from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
     from flows.local import LocalFlow
     from flows.main import domain_specs
-    from operators.contract import Event, topic_for_type, validate
+    from operators.contract import event_of
     from operators.customer_signals import PROMOTIONS
     from operators.promotions import OUTCOMES
 
@@ -178,9 +178,7 @@ def promotions_bench(n_events: int, customers: int) -> int:
     stream = simulate(SimulationSettings(seed=11, customers=customers, days=None, anomalies=False), DEFAULT_LOCATIONS)
     events = []
     for body in islice(stream, n_events):
-        event = validate(body, topic_for_type(str(body["type"])))
-        assert isinstance(event, Event)
-        events.append(event)
+        events.append(event_of(body))
     events.sort(key=lambda e: (e.ts, e.event_id))
     days = (events[-1].ts - events[0].ts) / 86_400_000
     not_final = {"cancelled", "waitlist_full", OUTCOMES[2]}  # quiet_hours_delayed is decided again later
@@ -220,7 +218,7 @@ def promotions_bench(n_events: int, customers: int) -> int:
 def inventory_state_bytes(events: list[dict[str, object]], config: object) -> tuple[float, int]:
     """Fold the stock events through one inventory shard; pickled bytes per SKU-location."""
     from flows.inventory_wiring import inventory_settings
-    from operators.contract import Event, topic_for_type, validate
+    from operators.contract import event_of
     from operators.inventory import STOCK_EVENTS, Inventory
     from operators.shard import DomainShard
     from operators.stream_items import Progress
@@ -229,8 +227,7 @@ def inventory_state_bytes(events: list[dict[str, object]], config: object) -> tu
     last = 0
     for body in events:
         if body["type"] in STOCK_EVENTS:
-            event = validate(body, topic_for_type(str(body["type"])))
-            assert isinstance(event, Event)
+            event = event_of(body)
             shard.on_event(event)
             last = max(last, event.ts)
     shard.on_progress(Progress(0, last + 1))  # settle everything, as the watermark would

@@ -39,7 +39,7 @@ from flows.customer_wiring import customer_profiles, customer_specs  # noqa: E40
 from flows.local import LocalFlow  # noqa: E402
 from operators.churn_features import churn_features  # noqa: E402
 from operators.churn_model import MODELS  # noqa: E402
-from operators.contract import Event, topic_for_type, validate  # noqa: E402
+from operators.contract import Event, event_of  # noqa: E402
 from operators.customer_book import LOYALTY, is_scored  # noqa: E402
 from operators.customer_profile import DAY_MS, CustomerProfile  # noqa: E402
 from operators.customer_signals import CHURN  # noqa: E402
@@ -49,10 +49,7 @@ UCI_END = int(datetime(2011, 12, 10, tzinfo=timezone.utc).timestamp() * 1000)
 
 
 def contract_events(raw: Iterable[dict[str, Any]]) -> Iterator[Event]:
-    for message in raw:
-        event = validate(message, topic_for_type(message["type"]))
-        assert isinstance(event, Event), event
-        yield event
+    return (event_of(message) for message in raw)
 
 
 def with_model(config: Config, model: str) -> Config:

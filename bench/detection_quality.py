@@ -37,7 +37,7 @@ from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulat
 from channelflow.simulator.settings import DAY_MS  # noqa: E402
 from operators.anomaly_detector import DETECTORS, DetectorParams  # noqa: E402
 from operators.anomaly_domain import Anomalies, AnomalySettings, StoreHours  # noqa: E402
-from operators.contract import Event, parse_ts, topic_for_type, validate  # noqa: E402
+from operators.contract import Event, event_of, parse_ts  # noqa: E402
 from operators.shard import DomainShard  # noqa: E402
 from operators.stream_items import Progress  # noqa: E402
 
@@ -61,11 +61,7 @@ def simulator_store_hours() -> dict[str, StoreHours]:
 def simulated(seed: int, customers: int, days: float) -> tuple[list[Event], list[dict[str, Any]]]:
     truth: list[dict[str, Any]] = []
     settings = SimulationSettings(seed=seed, customers=customers, days=days, anomalies=True)
-    events = []
-    for body in simulate(settings, DEFAULT_LOCATIONS, truth.append):
-        event = validate(body, topic_for_type(body["type"]))
-        assert isinstance(event, Event)
-        events.append(event)
+    events = [event_of(body) for body in simulate(settings, DEFAULT_LOCATIONS, truth.append)]
     return events, [r for r in truth if r.get("record") == "anomaly"]
 
 

@@ -213,6 +213,20 @@ def validate(body: Any, topic: str) -> Event | Rejection:
     return Event(event_id, event_type, topic, ts, body)
 
 
+def event_of(body: Mapping[str, Any]) -> Event:
+    """A trusted event (the simulator's, a replay's, a test's) validated against the topic of its
+    ``type``; ValueError with the reason code if it breaks the contract.
+
+    >>> event_of({"event_id": "e1", "type": "search", "ts": 5, "channel": "web", "session_id": "s",
+    ...           "anonymous_id": "a", "query": "mug"}).topic
+    'clickstream'
+    """
+    verdict = validate(body, topic_for_type(str(body["type"])))
+    if isinstance(verdict, Rejection):
+        raise ValueError(f"{verdict.error}: {verdict.detail}")
+    return verdict
+
+
 # -- field checks -----------------------------------------------------------
 
 

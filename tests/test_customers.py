@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from channelflow.config import ConfigError, from_mapping, load_config
 from flows.customer_wiring import customer_profiles, customer_specs
 from flows.local import LocalFlow
-from operators.contract import Event, topic_for_type, validate
+from operators.contract import Event
+from operators.contract import event_of as event
 from operators.customer_book import CustomerBook
 from operators.customer_profile import DAY_MS, CustomerProfile
 from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY
@@ -28,12 +29,6 @@ HOUR = 3_600_000
 CONFIG = load_config()
 HORIZON = CONFIG.churn.horizon_ms
 TICK = CONFIG.churn.tick_ms
-
-
-def event(body: dict[str, Any]) -> Event:
-    parsed = validate(body, topic_for_type(body["type"]))
-    assert isinstance(parsed, Event), parsed
-    return parsed
 
 
 _ids = iter(range(10**9))

@@ -12,7 +12,8 @@ from channelflow.config import Config
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
 from channelflow.uci import DEFAULT_CSV, category, csv_facts, events_from_csv, read_rows
 from flows.inventory_wiring import inventory_settings
-from operators.contract import Event, topic_for_type, validate
+from operators.contract import event_of as as_event
+from operators.contract import topic_for_type
 from operators.inventory import STOCK_EVENTS
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
@@ -30,12 +31,6 @@ def final_stock(config: Config) -> dict[tuple[str, str], tuple[int, int]]:
         if record["record"] == "stock":
             state[(record["sku"], record["location_id"])] = (record["on_hand"], record["reserved"])
     return state
-
-
-def as_event(body: dict[str, Any]) -> Event:
-    event = validate(body, topic_for_type(body["type"]))
-    assert isinstance(event, Event)
-    return event
 
 
 def test_simulated_traffic_ends_in_the_reference_state(broker: EmbeddedBroker) -> None:
