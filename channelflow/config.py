@@ -188,6 +188,13 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
     return parse
 
 
+def _positive_duration(key: str, value: Any) -> int:
+    millis = _duration(key, value)
+    if millis <= 0:
+        raise _fail(key, "a duration > 0", value)
+    return millis
+
+
 def _duration(key: str, value: Any) -> int:
     """Milliseconds from '500ms', '30s', '5m', '2h', '90d' (or a bare number of seconds)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= _MAX_DURATION_S:
@@ -251,7 +258,7 @@ def _take(table: Mapping[str, Any], section: str, spec: Mapping[str, Callable[[s
 
 
 # The parsers, public for the other config files (``operators/promotion_rules.py``).
-fail, parse_str, parse_int, parse_duration = _fail, _str, _int, _duration
+fail, parse_str, parse_int, parse_duration, parse_positive_duration = _fail, _str, _int, _duration, _positive_duration
 parse_timezone, parse_one_of, parse_hhmm, parse_table, take = _timezone, _one_of, _hhmm, _table, _take
 
 
@@ -335,15 +342,13 @@ def _money_millis(key: str, value: Any) -> int:
 
 
 def _customers(raw: dict[str, Any]) -> CustomersConfig:
-    values = _take(raw, "customers", {"device_ttl": _duration, "recent_views": _int(1, 1000), "tiers": _table})
+    values = _take(raw, "customers", {"device_ttl": _positive_duration, "recent_views": _int(1, 1000), "tiers": _table})
     tiers = sorted(
         ((name, _money_millis(f"customers.tiers.{name}", v)) for name, v in values["tiers"].items()),
         key=lambda tier: tier[1],
     )
     if not tiers or tiers[0][1] != 0:
         raise ConfigError("customers.tiers: expected one tier with threshold 0 (the entry tier)")
-    if values["device_ttl"] <= 0:
-        raise _fail("customers.device_ttl", "a duration > 0", raw["device_ttl"])
     return CustomersConfig(values["device_ttl"], values["recent_views"], tuple(tiers))
 
 
@@ -358,17 +363,14 @@ def _churn(raw: dict[str, Any]) -> ChurnConfig:
         raw,
         "churn",
         {
-            "horizon": _duration,
-            "tick": _duration,
+            "horizon": _positive_duration,
+            "tick": _positive_duration,
             "model": _one_of("logistic", "hoeffding_adaptive_tree"),
             "score_change": _fraction,
             "at_risk": _fraction,
             "lapsing": _fraction,
         },
     )
-    for key in ("horizon", "tick"):
-        if values[key] <= 0:
-            raise _fail(f"churn.{key}", "a duration > 0", raw[key])
     if values["at_risk"] > values["lapsing"]:
         raise _fail("churn.at_risk", f"a score <= churn.lapsing ({values['lapsing']})", raw["at_risk"])
     return ChurnConfig(
@@ -396,8 +398,8 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
         raw,
         "anomaly",
         {
-            "window": _duration,
-            "session_timeout": _duration,
+            "window": _positive_duration,
+            "session_timeout": _positive_duration,
             "detector": _one_of(*ANOMALY_DETECTORS),
             "threshold": _number(0.0),
             "half_life": _number(0.0),
@@ -414,9 +416,6 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
             "outlier_cooldown": _duration,
         },
     )
-    for key in ("window", "session_timeout"):
-        if values[key] <= 0:
-            raise _fail(f"anomaly.{key}", "a duration > 0", raw[key])
     if values["drift"] < 0:
         raise _fail("anomaly.drift", "a number >= 0", raw["drift"])
     return AnomalyConfig(
@@ -427,6 +426,16 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
     )  # fmt: skip
 
 
+def check_sections(doc: Mapping[str, Any], sections: tuple[str, ...]) -> None:
+    """ConfigError naming the first unknown or missing top-level section."""
+    unknown = sorted(set(doc) - set(sections))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
+    for name in sections:
+        if name not in doc:
+            raise ConfigError(f"{name}: missing section")
+
+
 def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     """Build and validate a :class:`Config` from a parsed TOML document."""
     doc = dict(raw)
@@ -434,12 +443,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "kafka", "time", "ingest", "flow", "metrics", "currency", "locations", "inventory", "customers", "churn",
         "anomaly",
     )  # fmt: skip
-    unknown = sorted(set(doc) - set(sections))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
-    for name in sections:
-        if name not in doc:
-            raise ConfigError(f"{name}: missing section")
+    check_sections(doc, sections)
     time = _take(
         _table("time", doc["time"]),
         "time",
@@ -452,14 +456,12 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         {
             "shards": _int(1, 256),
             "workers_per_process": _int(1, 64),
-            "snapshot_interval": _duration,
+            "snapshot_interval": _positive_duration,
             "backup_interval": _duration,
             "recovery_dir": _str,
             "recovery_partitions": _int(1, 1024),
         },
     )
-    if flow["snapshot_interval"] <= 0:
-        raise _fail("flow.snapshot_interval", "a duration > 0", doc["flow"]["snapshot_interval"])
     metrics = _take(_table("metrics", doc["metrics"]), "metrics", {"host": _str, "port": _int(0, 65535)})
     currency = _take(_table("currency", doc["currency"]), "currency", {"code": _str})["code"]
     locations = _locations(doc["locations"])
@@ -494,12 +496,21 @@ def _env_value(text: str) -> Any:
         return text
 
 
-def apply_env(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay ``CHANNELFLOW_SECTION__KEY`` variables onto a parsed document."""
+#: Overrides of the promotions file (``operators/promotion_rules.py``), not of this one.
+PROMOTIONS_ENV_PREFIX = ENV_PREFIX + "PROMOTIONS__"
+
+
+def apply_env(doc: dict[str, Any], environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:
+    """Overlay ``<prefix>SECTION__KEY`` variables onto a parsed document.
+
+    With the default prefix, the promotions file's ``CHANNELFLOW_PROMOTIONS__*`` are skipped.
+    """
     for name, text in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
+        if not name.startswith(prefix) or "__" not in name[len(prefix) :]:
             continue
-        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if prefix == ENV_PREFIX and name.startswith(PROMOTIONS_ENV_PREFIX):
+            continue
+        path = name[len(prefix) :].lower().split("__")
         table = doc
         for part in path[:-1]:
             node = table.setdefault(part, {})

@@ -37,14 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from channelflow.config import (
-    ENV_PREFIX,
+    PROMOTIONS_ENV_PREFIX,
     ConfigError,
     apply_env,
+    check_sections,
     fail,
     parse_duration,
     parse_hhmm,
     parse_int,
     parse_one_of,
+    parse_positive_duration,
     parse_str,
     parse_table,
     parse_timezone,
@@ -80,7 +82,7 @@ __all__ = [
 
 DEFAULT_PROMOTIONS = Path(__file__).resolve().parent.parent / "config" / "promotions.toml"
 #: Environment overrides of the rules file: ``CHANNELFLOW_PROMOTIONS__RULES__CART_REMINDER__DELAY=2h``.
-ENV_OVERRIDE_PREFIX = ENV_PREFIX + "PROMOTIONS__"
+ENV_OVERRIDE_PREFIX = PROMOTIONS_ENV_PREFIX
 
 TRIGGERS = (
     "cart_abandoned",
@@ -305,13 +307,6 @@ def _money(key: str, value: Any) -> int:
     raise fail(key, "an amount in major units > 0 with at most 3 decimals", value)
 
 
-def _positive_duration(key: str, value: Any) -> int:
-    millis = parse_duration(key, value)
-    if millis <= 0:
-        raise fail(key, "a duration > 0", value)
-    return millis
-
-
 def _local_time(key: str, value: Any) -> time:
     hours, minutes = parse_hhmm(key, value).split(":")
     return time(int(hours), int(minutes))
@@ -339,16 +334,16 @@ def _budget(key: str, value: Any) -> int | None:
 
 
 _TRIGGER_SPECS: dict[str, tuple[dict[str, Callable[[str, Any], Any]], Callable[..., TriggerParams]]] = {
-    "cart_abandoned": ({"delay": _positive_duration}, CartAbandoned),
+    "cart_abandoned": ({"delay": parse_positive_duration}, CartAbandoned),
     "browse_abandoned": (
-        {"views": parse_int(1, 1000), "window": _positive_duration, "delay": parse_duration},
+        {"views": parse_int(1, 1000), "window": parse_positive_duration, "delay": parse_duration},
         BrowseAbandoned,
     ),
     "churn_risk": ({"threshold": _number(0.0, 1.0, exclusive_min=True)}, ChurnRisk),
-    "first_purchase_followup": ({"after": _positive_duration}, FirstPurchaseFollowup),
+    "first_purchase_followup": ({"after": parse_positive_duration}, FirstPurchaseFollowup),
     "tier_upgrade": ({"threshold": _money}, TierUpgrade),
     "back_in_stock": (
-        {"waitlist_size": parse_int(1, 10_000_000), "waitlist_ttl": _positive_duration},
+        {"waitlist_size": parse_int(1, 10_000_000), "waitlist_ttl": parse_positive_duration},
         BackInStock,
     ),
     "low_stock_urgency": ({"max_available": parse_int(1)}, LowStockUrgency),
@@ -362,7 +357,7 @@ _RULE_KEYS: dict[str, Callable[[str, Any], Any]] = {
     "priority": parse_int(0, 1_000_000),
     "reeligibility": parse_duration,
     "daily_budget": _budget,
-    "expiry": _positive_duration,
+    "expiry": parse_positive_duration,
     "offer": parse_table,
 }
 
@@ -412,7 +407,7 @@ def _rule(name: str, raw: Any) -> Rule:
 
 
 def _cap(key: str, raw: Any) -> Cap:
-    values = take(parse_table(key, raw), key, {"count": parse_int(1, 1_000_000), "window": _positive_duration})
+    values = take(parse_table(key, raw), key, {"count": parse_int(1, 1_000_000), "window": parse_positive_duration})
     return Cap(values["count"], values["window"])
 
 
@@ -433,7 +428,7 @@ def _policy(raw: Any) -> PromotionPolicy:
         "policy",
         {
             "unknown_consent": parse_one_of("allow", "deny"),
-            "attribution_window": _positive_duration,
+            "attribution_window": parse_positive_duration,
             "frequency_caps": _caps,
             "quiet_hours": parse_table,
             "holdout": parse_table,
@@ -459,12 +454,7 @@ def promotions_from_mapping(raw: Mapping[str, Any], source: Path | None = None) 
     """Build and validate :class:`PromotionSettings` from a parsed rules document."""
     doc = dict(raw)
     sections = ("policy", "rules")
-    unknown = sorted(set(doc) - set(sections))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
-    for name in sections:
-        if name not in doc:
-            raise ConfigError(f"{name}: missing section")
+    check_sections(doc, sections)
     policy = _policy(doc["policy"])
     rules = tuple(_rule(name, table) for name, table in parse_table("rules", doc["rules"]).items())
     return PromotionSettings(policy, rules, source)
@@ -480,6 +470,4 @@ def load_promotions(path: str | Path | None = None, environ: Mapping[str, str] |
     env = os.environ if environ is None else environ
     file = Path(path or env.get("CHANNELFLOW_PROMOTIONS") or DEFAULT_PROMOTIONS)
     doc = read_toml(file, "promotions")
-    overrides = {ENV_PREFIX + name[len(ENV_OVERRIDE_PREFIX):]: value for name, value in env.items()
-                 if name.startswith(ENV_OVERRIDE_PREFIX)}
-    return promotions_from_mapping(apply_env(doc, overrides), source=file)
+    return promotions_from_mapping(apply_env(doc, env, prefix=ENV_OVERRIDE_PREFIX), source=file)

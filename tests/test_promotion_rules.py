@@ -123,6 +123,14 @@ def test_environment_overrides_and_their_errors() -> None:
         load_promotions(environ={"CHANNELFLOW_PROMOTIONS__RULES__WIN_BACK__THRESHOLD": "high"})
 
 
+def test_the_main_config_ignores_the_promotions_files_overrides() -> None:
+    from channelflow.config import load_config
+
+    env = {"CHANNELFLOW_PROMOTIONS__RULES__CART_REMINDER__DELAY": "2h", "CHANNELFLOW_KAFKA__BROKERS": "k:9092"}
+    assert load_config(environ=env).kafka.brokers == ("k:9092",)
+    assert load_promotions(environ=env).rule("cart_reminder").params.delay_ms == 2 * 3_600_000  # type: ignore[union-attr]
+
+
 def test_file_problems_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_promotions(tmp_path / "nope.toml", environ={})
