@@ -14,8 +14,9 @@ from collections import Counter
 
 from flows import metrics
 from flows.domain_spec import DomainSpec
-from operators.attribution import uplift
+from operators.attribution import group_of, uplift
 from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY, PROMOTIONS
+from operators.money import from_millis
 from operators.promotion_rules import PromotionSettings
 from operators.promotions import Promotions, promotions_shards
 from operators.stream_items import Signal
@@ -39,7 +40,7 @@ class PromotionMetrics:
         for (rule, outcome), n in counts.outcomes.items():
             metrics.PROMOTIONS.labels(rule, outcome).inc(n)
             if outcome in ("sent", "holdout"):
-                group = "treated" if outcome == "sent" else "holdout"
+                group = group_of(outcome == "holdout")
                 self._recorded[rule, group] += n
                 # A recorded group's conversions and revenue are 0 until it converts, not absent.
                 metrics.PROMOTION_CONVERSIONS.labels(rule, group)
@@ -49,7 +50,7 @@ class PromotionMetrics:
             metrics.PROMOTION_CONVERSIONS.labels(rule, group).inc(n)
             self._converted[rule, group] += n
         for (rule, group), millis in conversions.revenue_millis.items():
-            metrics.ATTRIBUTED_REVENUE.labels(rule, group).inc(millis / 1000)
+            metrics.ATTRIBUTED_REVENUE.labels(rule, group).inc(from_millis(millis))
         for rule, n in conversions.redemptions.items():
             metrics.PROMOTION_REDEMPTIONS.labels(rule).inc(n)
         if counts.outcomes or conversions.conversions:

@@ -31,7 +31,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -267,14 +267,25 @@ class PromotionSettings:
     policy: PromotionPolicy
     rules: tuple[Rule, ...]
     source: Path | None = None
+    # Lookups the promotions stage makes per event, indexed once.
+    _by_name: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
+    _by_trigger: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_trigger: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            if rule.enabled:
+                by_trigger[rule.trigger] = (*by_trigger.get(rule.trigger, ()), rule)
+        object.__setattr__(self, "_by_name", {rule.name: rule for rule in self.rules})
+        object.__setattr__(self, "_by_trigger", by_trigger)
 
     def rule(self, name: str) -> Rule | None:
         """The rule called ``name``, enabled or not (None: not configured)."""
-        return next((rule for rule in self.rules if rule.name == name), None)
+        return self._by_name.get(name)
 
     def enabled(self, trigger: str) -> tuple[Rule, ...]:
         """The enabled rules of ``trigger``, in file order."""
-        return tuple(rule for rule in self.rules if rule.enabled and rule.trigger == trigger)
+        return self._by_trigger.get(trigger, ())
 
 
 # -- parsing --------------------------------------------------------------------

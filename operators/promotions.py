@@ -259,7 +259,9 @@ class Promotions:
         if cust is None:
             cust = self._customers[item.customer_key] = _Customer(facts)
         cust.facts = facts
-        self._index_cart(item.customer_key, previous, facts)
+        cart_changed = previous is None or facts.cart != previous.cart
+        if cart_changed:
+            self._index_cart(item.customer_key, previous, facts)
         purchase = purchase_of(event)
         if purchase is not None:
             cust.open = [promo for promo in cust.open if promo.closes_at >= now]
@@ -271,7 +273,7 @@ class Promotions:
             for rule in (*self.settings.enabled("cart_abandoned"), *self.settings.enabled("browse_abandoned")):
                 self._disarm(cust, rule.name, shard)
             self._leave_waitlists(cust, item.customer_key, {line["sku"] for line in event.body["lines"]})
-        elif previous is None or facts.cart != previous.cart:
+        elif cart_changed:
             self._on_cart_change(cust, item, shard)
         sku = event.body.get("sku") if event.type in ("product_view", "add_to_cart") else None
         if isinstance(sku, str):
