@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -49,12 +49,18 @@ class Decoder:
     shards: int
     max_event_bytes: int
 
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        """The Bytewax key of each sequence shard (built once, not per event)."""
+        return tuple(shard_key("sequence", k) for k in range(self.shards))
+
     def __call__(self, batch: list[SourceMessage]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
         latest: dict[str, int] = {}
         decoded: Counter[tuple[str, str]] = Counter()
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
+        keys = self.keys
         for msg in batch:
             topic = self.topics.get(msg.topic or "", "")
             result = parse(msg.value, topic, max_bytes=self.max_event_bytes)
@@ -66,13 +72,13 @@ class Decoder:
             if stamp is not None and stamp[0]:
                 stamps.setdefault(topic, []).append(stamp[1])
             shard = shard_of(result.event_id, self.shards)
-            out.append((shard_key("sequence", shard), (shard, result)))
+            out.append((keys[shard], (shard, result)))
             source = f"{msg.topic}:{msg.partition}"
             if result.ts > latest.get(source, -1):
                 latest[source] = result.ts
         for source, ts in latest.items():
             marker = Marker(source, ts, received_at)
-            out.extend((shard_key("sequence", k), (k, marker)) for k in range(self.shards))
+            out.extend((keys[k], (k, marker)) for k in range(self.shards))
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)
         for topic, sent in stamps.items():
@@ -94,7 +100,7 @@ def rejected(msg: SourceMessage, rejection: Rejection, topic: str, received_at: 
         received_at_ms=received_at,
     )
     key = msg.key.decode("utf-8", "replace") if msg.key else f"{topic}:{msg.partition}"
-    return Output("dead_letters", key, record)
+    return Output("dead_letters", key, record, received_at)
 
 
 def kafka_error(topics: Mapping[str, str]) -> Callable[[KafkaError[bytes | None, bytes | None]], Output]:
@@ -184,13 +190,19 @@ class Route:
     shards: int
     routes: Callable[[Any, int], Iterable[int]]
 
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        """The Bytewax key of each shard of the stage (built once, not per item)."""
+        return tuple(shard_key(self.stage, k) for k in range(self.shards))
+
     def __call__(self, keyed: tuple[str, StageItem]) -> list[Keyed]:
         _, item = keyed
+        keys = self.keys
         if isinstance(item, Progress):
-            return [(shard_key(self.stage, k), (k, item)) for k in range(self.shards)]
+            return [(keys[k], (k, item)) for k in range(self.shards)]
         if isinstance(item, Signal) and item.to != self.stage:
             return []
-        return [(shard_key(self.stage, k), (k, item)) for k in self.routes(item, self.shards)]
+        return [(keys[k], (k, item)) for k in self.routes(item, self.shards)]
 
 
 def route_signal(signal: Signal, shards: int) -> list[int]:
@@ -235,27 +247,20 @@ def unkey(keyed: tuple[str, Any]) -> Any:
     return keyed[1]
 
 
-def _iso_ms(text: str) -> int | None:
-    """Epoch ms of an output's RFC 3339 ``ts`` (None if it is not one)."""
-    try:
-        return int(datetime.fromisoformat(text).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
 def to_kafka(topic_names: Mapping[str, str]) -> Callable[[Output], KafkaSinkMessage[bytes, bytes]]:
     """``map`` step: an :class:`Output` as a Kafka message for its configured topic."""
 
-    last: list[Any] = [None, 0]  # the last `ts` string parsed and its epoch ms (outputs come in runs)
+    # Per-topic metric children, looked up once per topic (five of them) rather than per record.
+    children: dict[str, tuple[Any, Any]] = {}
 
     def serialize(output: Output) -> KafkaSinkMessage[bytes, bytes]:
-        metrics.OUTPUTS.labels(output.topic).inc()
-        ts = output.value.get("ts")
-        if isinstance(ts, str):
-            if ts != last[0]:
-                last[0], last[1] = ts, _iso_ms(ts)
-            if last[1] is not None:
-                metrics.END_TO_END_LATENCY.labels(output.topic).observe(max(0.0, (_now_ms() - last[1]) / 1000))
+        topic = output.topic
+        counted, latency = children.get(topic) or children.setdefault(
+            topic, (metrics.OUTPUTS.labels(topic), metrics.END_TO_END_LATENCY.labels(topic))
+        )
+        counted.inc()
+        if output.ts_ms is not None:
+            latency.observe(max(0.0, (_now_ms() - output.ts_ms) / 1000))
         return KafkaSinkMessage(
             key=output.key.encode(),
             value=orjson.dumps(output.value),

@@ -189,7 +189,7 @@ class Anomalies:
                     value = self._alert("price:" + sku, event.ts, event.ts, finding.observed, finding.expected,
                                         finding.score, finding.kind, event.ts, event.event_id, channel, store)
                     value["sku"] = sku
-                    outputs.append(Output(TOPIC, value["series"], value))
+                    outputs.append(Output(TOPIC, value["series"], value, event.ts))
         return outputs
 
     def _check_basket(self, event: Event, channel: str, store: str) -> Iterable[Output]:
@@ -203,7 +203,7 @@ class Anomalies:
             series = f"{found.kind}:{channel}"
             record = self._alert(series, event.ts, event.ts, found.observed, found.expected, found.score,
                                  found.kind, event.ts, event.event_id, channel, store)
-            yield Output(TOPIC, series, record)
+            yield Output(TOPIC, series, record, event.ts)
 
     # -- windows ----------------------------------------------------------------
 
@@ -267,7 +267,7 @@ class Anomalies:
             if alarm:
                 record = self._alert(name, window.start, window.end, observed, expected, score,
                                      detector.direction(observed), window.end, window.last_event_id, channel, store)
-                outputs.append(Output(TOPIC, name, record))
+                outputs.append(Output(TOPIC, name, record, window.end))
         return outputs
 
     @staticmethod

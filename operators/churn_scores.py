@@ -77,7 +77,7 @@ class ChurnScores:
             self.published.pop(body.customer_id, None)
             record = {"customer_id": body.customer_id, "erased": True, "ts": iso_ms(signal.ts),
                       "cause_event_id": body.cause_event_id}  # fmt: skip
-            return [Output(TOPIC, body.customer_id, record)]
+            return [Output(TOPIC, body.customer_id, record, signal.ts)]
         raise TypeError(f"churn stage got {body!r}")
 
     def _score(self, snapshot: Snapshot, ts: int, order: str) -> list[Output | Signal]:
@@ -102,7 +102,7 @@ class ChurnScores:
             "ts": iso_ms(ts),
             "cause_event_id": snapshot.cause_event_id,
         }
-        out.append(Output(TOPIC, key, record))
+        out.append(Output(TOPIC, key, record, ts))
         return out
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output]:

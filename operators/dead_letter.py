@@ -44,8 +44,8 @@ def dead_letter(
         "source_topic": source_topic,
         "partition": partition,
         "offset": offset,
-        "received_at": iso_ms(received_at_ms),
-        "ts": iso_ms(received_at_ms),
+        "received_at": (received_at := iso_ms(received_at_ms)),
+        "ts": received_at,
         "cause_event_id": None,
     }
     if raw is None:

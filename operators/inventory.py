@@ -232,10 +232,11 @@ class _Order:
 class _Change:
     """Collects what one event or timer did, to report it once at the end."""
 
-    __slots__ = ("alerts", "before", "cause_event_id", "outputs", "ts")
+    __slots__ = ("alerts", "before", "cause_event_id", "iso_ts", "outputs", "ts")
 
     def __init__(self, ts: int, cause_event_id: str) -> None:
         self.ts = ts
+        self.iso_ts = iso_ms(ts)
         self.cause_event_id = cause_event_id
         self.before: dict[tuple[str, str], tuple[int, int]] = {}
         self.alerts: list[tuple[str, str, dict[str, Any]]] = []
@@ -460,8 +461,8 @@ class Inventory:
                 "record": "route", "sku": line.sku, "location_id": choice.location_id,
                 "order_id": order.order_id, "line": line.index, "qty": line.qty,
                 "filled": choice.filled, "available_before": choice.available,
-                "ts": iso_ms(change.ts), "cause_event_id": change.cause_event_id,
-            }))
+                "ts": change.iso_ts, "cause_event_id": change.cause_event_id,
+            }, change.ts))
             if choice.location_id is None:
                 self.counters["unroutable_lines"] += 1
                 continue
@@ -487,7 +488,7 @@ class Inventory:
                 "record": "expiry", "sku": line.sku, "location_id": line.location,
                 "order_id": order.order_id, "line": line.index, "qty": line.qty,
                 "ts": iso_ms(deadline), "cause_event_id": change.cause_event_id,
-            }))
+            }, deadline))
 
     def _reserve(self, order: _Order, line: _Line, location: str) -> None:
         assert order.placed is not None
@@ -595,7 +596,7 @@ class Inventory:
     def _finish(self, change: _Change) -> list[Output | Signal]:
         """Stock records for the SKU-locations that changed, then their alerts."""
         outputs: list[Output | Signal] = list(change.outputs)
-        network_before = {sku: self._network[sku] for sku, _ in change.before}
+        network_before = {sku: self._network[sku] for sku, _ in change.before} if self.settings.stock_signals else {}
         for (sku, location_id), before in change.before.items():
             ledger = self._stock[sku][location_id]
             position = self._position(sku, location_id, ledger)
@@ -604,16 +605,16 @@ class Inventory:
             network = self._network[sku]
             state = {"sku": sku, "location_id": location_id, "on_hand": position.on_hand,
                      "reserved": position.reserved, "available": position.available,
-                     "network_available": network, "ts": iso_ms(change.ts),
+                     "network_available": network, "ts": change.iso_ts,
                      "cause_event_id": change.cause_event_id}
             if (position.on_hand, position.reserved) != before:
-                outputs.append(Output(TOPIC, sku, {"record": "stock", **state}))
+                outputs.append(Output(TOPIC, sku, {"record": "stock", **state}, change.ts))
             for alert_sku, alert_location, extra in change.alerts:
                 if (alert_sku, alert_location) == (sku, location_id):
-                    outputs.append(Output(TOPIC, sku, {"record": "alert", **extra, **state}))
+                    outputs.append(Output(TOPIC, sku, {"record": "alert", **extra, **state}, change.ts))
             level = self._level(position.available)
             for alert in _transition_alerts(ledger.level, level):
-                outputs.append(Output(TOPIC, sku, {"record": "alert", "alert": alert, **state}))
+                outputs.append(Output(TOPIC, sku, {"record": "alert", "alert": alert, **state}, change.ts))
             if level != ledger.level:
                 self._count_level(location_id, ledger.level, -1)
                 self._count_level(location_id, level, +1)

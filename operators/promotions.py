@@ -560,7 +560,7 @@ class Promotions:
             "holdout": decision.holdout,
             "ts": iso_ms(now),
             "cause_event_id": winner.cause_event_id,
-        })]
+        }, now)]
 
     # -- indexes
 

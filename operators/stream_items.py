@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -52,9 +52,12 @@ class Output:
     """A record for an output topic: logical topic name, Kafka key and JSON value.
 
     Logical topics: ``promotions``, ``inventory_updates``, ``alerts``,
-    ``customer_scores``, ``dead_letters``.
+    ``customer_scores``, ``dead_letters``. ``ts_ms`` is the event time the
+    record's ``ts`` shows, as epoch ms (for the end-to-end latency metric;
+    not part of the record or of equality).
     """
 
     topic: str
     key: str
     value: dict[str, Any]
+    ts_ms: int | None = field(default=None, compare=False, repr=False)
