@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import orjson
@@ -167,18 +167,28 @@ def count_kpi(event: Event, stores: frozenset[str]) -> None:
     Store ids come from input, so only configured ones become label values.
     """
     if event.type == "add_to_cart":
-        metrics.ADD_TO_CARTS.labels(event.body["channel"], "online").inc()
+        _kpi_counters("add_to_cart", event.body["channel"], "online")[0].inc()
         return
     kpi = kpi_of(event)
     if kpi is None:
         return
     store = kpi.store if kpi.store == "online" or kpi.store in stores else "other"
-    if kpi.kind == "order":
-        metrics.ORDERS.labels(kpi.channel, store).inc()
-        metrics.REVENUE.labels(kpi.channel, store).inc(from_millis(kpi.amount_millis))
-    else:
-        metrics.RETURNS.labels(kpi.channel, store).inc()
-        metrics.REFUNDS.labels(kpi.channel, store).inc(from_millis(kpi.amount_millis))
+    count, amount = _kpi_counters(kpi.kind, kpi.channel, store)
+    count.inc()
+    amount.inc(from_millis(kpi.amount_millis))
+
+
+@cache
+def _kpi_counters(kind: str, channel: str, store: str) -> tuple[Any, Any]:
+    """The (count, amount) metric children of a KPI, looked up once per label set.
+
+    Bounded: channels are the contract's, stores the configured ones plus online and other.
+    """
+    if kind == "add_to_cart":
+        return metrics.ADD_TO_CARTS.labels(channel, store), None
+    if kind == "order":
+        return metrics.ORDERS.labels(channel, store), metrics.REVENUE.labels(channel, store)
+    return metrics.RETURNS.labels(channel, store), metrics.REFUNDS.labels(channel, store)
 
 
 @dataclass(frozen=True)
