@@ -153,15 +153,16 @@ def parse_ts(value: Any) -> int:
     if isinstance(value, int):
         ms = value
     elif isinstance(value, str):
-        if not _RFC3339_RE.match(value):
+        match = _RFC3339_RE.match(value)
+        if not match:
             raise _Invalid(
                 "invalid_value",
                 f"field 'ts': not an RFC 3339 timestamp with offset (2026-11-22T10:15:30.123Z): {value[:64]!r}",
             )
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-        fraction = re.search(r"\.(\d+)", text)
-        if fraction and len(fraction.group(1)) > 6:  # fromisoformat takes at most microseconds
-            text = text.replace(fraction.group(0), fraction.group(0)[:7], 1)
+        fraction = match.group(1)  # ".123", from the match: no second search
+        if fraction and len(fraction) > 7:  # fromisoformat takes at most microseconds
+            text = text.replace(fraction, fraction[:7], 1)
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
