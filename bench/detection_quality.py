@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate  # noqa: E402
-from channelflow.simulator.settings import DAY_MS  # noqa: E402
 from operators.anomaly_detector import DETECTORS, DetectorParams  # noqa: E402
 from operators.anomaly_domain import Anomalies, AnomalySettings, StoreHours  # noqa: E402
 from operators.contract import Event, event_of, parse_ts  # noqa: E402
@@ -186,7 +185,6 @@ def main() -> int:
         results = [evaluate(run_core(events_, settings), truth, args.window, args.grace) for events_, truth in data]
         for row in report(name, merge(results), args.days * len(args.seeds)):
             print(row, flush=True)
-    _ = DAY_MS
     return 0
 
 

@@ -162,10 +162,10 @@ class Anomalies:
 
     def on_event(self, event: Event, shard: DomainShard[Any]) -> list[Output]:
         window_ms = self.settings.window_ms
+        start = self.windows.start_of(event.ts)
         for group in groups_of(event):
             if not self._owns(group):
                 continue
-            start = event.ts - event.ts % window_ms
             next_start = self._next_start.get(group)
             if next_start is None:
                 self._next_start[group] = start

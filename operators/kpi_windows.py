@@ -31,12 +31,7 @@ from dataclasses import dataclass
 from operators.contract import Event
 from operators.money import to_millis
 
-__all__ = ["MEASURES", "ONLINE_MEASURES", "STORE_MEASURES", "KpiWindows", "Window", "groups_of", "series_name"]
-
-#: Measures of an online group (web, app) and of a store group (a store or the store channel).
-ONLINE_MEASURES = ("orders", "revenue", "add_to_carts", "sessions", "conversion")
-STORE_MEASURES = ("orders", "revenue", "returns")
-MEASURES = ("orders", "revenue", "add_to_carts", "sessions", "conversion", "returns")
+__all__ = ["KpiWindows", "Window", "groups_of", "series_name"]
 
 _WINDOW_EVENTS = frozenset({"order_placed", "sale", "return", "add_to_cart"})
 
@@ -132,7 +127,7 @@ class KpiWindows:
                 return None
         elif kind not in _WINDOW_EVENTS:
             return None
-        start = event.ts - event.ts % self.window_ms
+        start = self.start_of(event.ts)
         window = self._open.get((group, start))
         if window is None:
             window = self._open[group, start] = Window(group, start, start + self.window_ms)
@@ -154,9 +149,6 @@ class KpiWindows:
         """Remove and return the window of ``group`` starting at ``start`` (empty if nothing was added)."""
         window = self._open.pop((group, start), None)
         return window if window is not None else Window(group, start, start + self.window_ms)
-
-    def is_open(self, group: str, start: int) -> bool:
-        return (group, start) in self._open
 
     def forget_sessions(self, before_ts: int) -> None:
         """Drop session ids whose latest event is older than ``before_ts`` minus the session timeout."""
