@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from operators.contract import is_timezone
+from operators.contract import INPUT_TOPICS, is_timezone
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +35,7 @@ _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _MAX_DURATION_S = 100 * 365 * 86_400
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
-INPUT_TOPIC_KEYS = ("clickstream", "pos", "inventory", "customers")
+INPUT_TOPIC_KEYS = INPUT_TOPICS
 OUTPUT_TOPIC_KEYS = ("promotions", "inventory_updates", "alerts", "customer_scores", "dead_letters")
 
 

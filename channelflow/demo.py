@@ -22,7 +22,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from channelflow.broker import EmbeddedBroker
-from channelflow.config import Config
+from channelflow.config import INPUT_TOPIC_KEYS, Config
 from channelflow.kafka_io import create_topics
 
 SUMMARY_EVERY_S = 2.0
@@ -95,7 +95,7 @@ def run_demo(config: Config, args: argparse.Namespace) -> int:
         create_topics(broker.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
         env = _child_env(config, broker, Path(state))
         pacing = ["--speed", str(args.speed)] if args.speed else ["--rate", str(args.rate)]
-        topics = [f"--topic={k}={config.kafka.topics[k]}" for k in ("clickstream", "pos", "inventory", "customers")]
+        topics = [f"--topic={k}={config.kafka.topics[k]}" for k in INPUT_TOPIC_KEYS]
         children = [
             subprocess.Popen([python, "-m", "channelflow.cli", "run"], env=env),
             subprocess.Popen(

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-import sys
 from typing import Any
 
 import pytest
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from channelflow.config import (
     ANOMALY_DETECTORS,
@@ -19,6 +12,7 @@ from channelflow.config import (
     ConfigError,
     from_mapping,
     load_config,
+    read_toml,
 )
 from flows.anomaly_wiring import anomaly_settings
 from operators.anomaly_detector import DETECTORS
@@ -28,7 +22,7 @@ Doc = dict[str, Any]
 
 @pytest.fixture
 def doc() -> Doc:
-    return copy.deepcopy(tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8")))
+    return read_toml(DEFAULT_CONFIG, "config")
 
 
 def error_of(doc: Doc) -> str:

@@ -12,11 +12,6 @@ from typing import Any
 
 import pytest
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from channelflow import cli
 from channelflow.config import (
     DEFAULT_CONFIG,
@@ -28,6 +23,7 @@ from channelflow.config import (
     apply_env,
     from_mapping,
     load_config,
+    read_toml,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +32,7 @@ Doc = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def bundled_doc() -> Doc:
-    return tomllib.loads(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    return read_toml(DEFAULT_CONFIG, "config")
 
 
 @pytest.fixture

@@ -299,11 +299,9 @@ def test_a_book_erase_reports_whether_it_knew_the_customer() -> None:
     ],
 )
 def test_bad_customer_and_churn_config_names_the_key(section: str, key: str, value: Any, message: str) -> None:
-    import tomllib
+    from channelflow.config import DEFAULT_CONFIG, read_toml
 
-    from channelflow.config import DEFAULT_CONFIG
-
-    doc = tomllib.loads(DEFAULT_CONFIG.read_text())
+    doc = read_toml(DEFAULT_CONFIG, "config")
     doc[section][key] = value
     with pytest.raises(ConfigError, match=f"^{message}"):
         from_mapping(doc)

@@ -22,8 +22,7 @@ from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.config import Config
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
 from tests.conftest import make_config
-from tests.flow_harness import produce_events, read_json, run_to_end
-from tests.test_inventory_flow import closing_events
+from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
