@@ -351,20 +351,6 @@ def test_cli_check_config_names_the_bad_key(
     assert "Config(" in capsys.readouterr().out
 
 
-def _missing_tool_modules() -> list[str]:
-    """Tool modules ``channelflow.cli`` imports to build its parser that do not exist yet."""
-    missing = []
-    for module, _ in cli._TOOLS.values():
-        relative = Path(*module.split("."))
-        if not ((ROOT / relative).with_suffix(".py").is_file() or (ROOT / relative / "__init__.py").is_file()):
-            missing.append(module)
-    return missing
-
-
-@pytest.mark.skipif(
-    bool(_missing_tool_modules()),
-    reason=f"channelflow.cli imports tool modules still being written: {', '.join(_missing_tool_modules())}",
-)
 def test_cli_process_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELFLOW_")}
     done = subprocess.run(
