@@ -11,8 +11,9 @@ from prometheus_client import REGISTRY
 
 from channelflow.config import Config
 from channelflow.kafka_io import Record, consume_all, event_records, produce
+from flows.local import LocalFlow
 from flows.main import DomainSpec, build_flow
-from operators.contract import Event
+from operators.contract import Event, event_of
 from operators.shard import DomainShard
 from operators.sharding import shard_of
 from operators.stream_items import Output
@@ -43,6 +44,21 @@ class Probe:
 
 def probe_spec(delay_ms: int) -> DomainSpec:
     return DomainSpec("probe", lambda event, shards: [shard_of(event.event_id, shards)], lambda _: Probe(delay_ms))
+
+
+def run_local(specs: list[DomainSpec], shards: int, log: Iterable[dict[str, Any]], watermark: int) -> LocalFlow:
+    """The reference: the de-duplicated ``log`` through ``specs`` in-process (LocalFlow), in
+    ``(ts, event_id)`` order, with the watermark moved to ``watermark``."""
+    flow = LocalFlow(specs, shards)
+    unique = {body["event_id"]: body for body in log}
+    flow.run(sorted((event_of(body) for body in unique.values()), key=lambda e: (e.ts, e.event_id)))
+    flow.advance(watermark)
+    return flow
+
+
+def records_of(flow: LocalFlow, topic: str) -> list[dict[str, Any]]:
+    """What an in-process run wrote to logical output ``topic``."""
+    return [o.value for o in flow.outputs if o.topic == topic]
 
 
 def metric(name: str, **labels: str) -> float:

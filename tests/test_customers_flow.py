@@ -18,19 +18,24 @@ from flows.customer_wiring import customer_specs
 from flows.local import LocalFlow
 from operators.customer_signals import CHURN
 from tests.conftest import make_config
-from tests.flow_harness import closing_events, metric, produce_events, read_json, run_to_end
-from tests.test_customers import T0, crm, event, till
+from tests.flow_harness import (
+    closing_events,
+    metric,
+    produce_events,
+    read_json,
+    records_of,
+    run_local,
+    run_to_end,
+)
+from tests.test_customers import T0, crm, till
 from tests.test_inventory_flow import HOUR_MS
 
 pytestmark = pytest.mark.integration
 
 
 def reference(config: Config, log: list[dict[str, Any]], watermark: int) -> tuple[list[dict[str, Any]], LocalFlow]:
-    flow = LocalFlow(customer_specs(config), config.flow.shards)
-    unique = {body["event_id"]: body for body in log}
-    flow.run(sorted((event(b) for b in unique.values()), key=lambda e: (e.ts, e.event_id)))
-    flow.advance(watermark)
-    return [o.value for o in flow.outputs if o.topic == "customer_scores"], flow
+    flow = run_local(customer_specs(config), config.flow.shards, log, watermark)
+    return records_of(flow, "customer_scores"), flow
 
 
 def published(config: Config) -> list[dict[str, Any]]:

@@ -22,12 +22,17 @@ import pytest
 from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.config import Config
 from channelflow.simulator import SimulationSettings, simulate
-from flows.local import LocalFlow
 from flows.main import domain_specs
 from tests.conftest import make_config
-from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
+from tests.flow_harness import (
+    closing_events,
+    produce_events,
+    read_json,
+    records_of,
+    run_local,
+    run_to_end,
+)
 from tests.test_cluster import ROOT, _env, _run_processes, _scrape, _wait_for
-from tests.test_customers import event
 from tests.test_customers_flow import canonical
 from tests.test_inventory_flow import HOUR_MS
 
@@ -52,11 +57,7 @@ class Scenario:
 
 def reference(config: Config, log: list[dict[str, Any]], watermark: int) -> list[dict[str, Any]]:
     """The promotions of every domain stage run in-process on the de-duplicated ``log``."""
-    flow = LocalFlow(domain_specs(config), config.flow.shards)
-    unique = {body["event_id"]: body for body in log}
-    flow.run(sorted((event(b) for b in unique.values()), key=lambda e: (e.ts, e.event_id)))
-    flow.advance(watermark)
-    return [o.value for o in flow.outputs if o.topic == "promotions"]
+    return records_of(run_local(domain_specs(config), config.flow.shards, log, watermark), "promotions")
 
 
 @pytest.fixture(scope="module")

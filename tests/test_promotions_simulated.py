@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from channelflow.config import Config, load_config
 from channelflow.simulator import SimulationSettings, simulate
 from channelflow.simulator.shopping import CHECKOUT_RATE, ORDER_RATE
-from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract import parse_ts
 from operators.promotion_rules import CartAbandoned, PromotionSettings, load_promotions
 from operators.promotions import Promotions
-from tests.test_customers import click, crm, event, order
+from tests.flow_harness import records_of, run_local
+from tests.test_customers import click, crm, order
 
 CONFIG: Config = load_config(environ={})
 RULES: PromotionSettings = load_promotions(environ={})
@@ -39,12 +39,9 @@ class Run:
     """Events through LocalFlow with every domain spec; promotions records and drained counts."""
 
     def __init__(self, bodies: list[dict[str, Any]], until: int) -> None:
-        self.flow = LocalFlow(domain_specs(CONFIG, RULES), CONFIG.flow.shards)
-        unique = {b["event_id"]: b for b in bodies}
-        self.events = {b["event_id"]: b for b in unique.values()}
-        self.flow.run(sorted((event(b) for b in unique.values()), key=lambda e: (e.ts, e.event_id)))
-        self.flow.advance(until)
-        self.records = [o.value for o in self.flow.outputs if o.topic == "promotions"]
+        self.flow = run_local(domain_specs(CONFIG, RULES), CONFIG.flow.shards, bodies, until)
+        self.events = {b["event_id"]: b for b in bodies}
+        self.records = records_of(self.flow, "promotions")
         self.outcomes: Counter[tuple[str, str]] = Counter()
         for domain in self.flow.domains("promotions"):
             assert isinstance(domain, Promotions)
