@@ -332,11 +332,6 @@ class DeliveryPolicy:
         caps = settings.policy.frequency_caps
         self.keep_ms = max((cap.window_ms for channel in caps.values() for cap in channel), default=0)
 
-    def expires_at(self, candidate: Candidate) -> int | None:
-        """When the candidate's offer expires (None: its rule is gone)."""
-        rule = self.settings.rule(candidate.rule)
-        return None if rule is None else candidate.created_at + rule.expiry_ms
-
     def decide(self, now: int, facts: CustomerFacts, history: ContactHistory,
                candidates: Iterable[Candidate]) -> Decision:
         """Decide among one customer's candidates at event time ``now`` (no state changes)."""

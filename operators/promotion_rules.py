@@ -54,6 +54,7 @@ from channelflow.config import (
     take,
 )
 from operators.money import from_millis, to_millis
+from operators.promotion_inputs import CHANNELS
 
 __all__ = [
     "DEFAULT_PROMOTIONS",
@@ -95,7 +96,7 @@ TRIGGERS = (
     "birthday",
 )
 #: ``till``: shown at the till when the customer's loyalty card or account is scanned.
-PROMOTION_CHANNELS = ("email", "push", "sms", "till")
+PROMOTION_CHANNELS = (*CHANNELS, "till")
 OFFER_KINDS = ("percent_off", "amount_off", "free_shipping", "message")
 # Rule names go into timer keys and metric labels: keep them plain.
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
