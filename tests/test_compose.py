@@ -65,4 +65,4 @@ def test_prometheus_scrapes_the_flow_and_grafana_reads_prometheus() -> None:
     provider = YAML(typ="safe").load((ROOT / "config/grafana/provisioning/dashboards/channelflow.yml").read_text())
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     dashboards = sorted(p.name for p in (ROOT / "config/grafana/dashboards").glob("*.json"))
-    assert dashboards == ["inventory.json", "model-quality.json", "overview.json", "pipeline.json"]
+    assert dashboards == ["inventory.json", "model-quality.json", "overview.json", "pipeline.json", "promotions.json"]
