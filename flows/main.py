@@ -104,7 +104,7 @@ def build_flow(
         "decode", source.oks, steps.Decoder(input_topics, shards, config.ingest.max_event_bytes)
     )
     split = op.branch("split_rejected", decoded, steps.is_output)
-    sequenced = op.stateful_flat_map(
+    sequenced = op.stateful(
         "sequence",
         split.falses,
         steps.Sequence(

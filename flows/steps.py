@@ -6,15 +6,18 @@ value but not its key, and a shard needs to know its own number.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property
 from typing import Any
 
 import orjson
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
+from bytewax.operators import StatefulLogic
 
 from flows import metrics
 from operators.contract import Event, Rejection, parse
@@ -123,7 +126,13 @@ def is_keyed_output(keyed: tuple[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Sequence:
-    """``stateful_flat_map`` step over :class:`Sequencer` shards."""
+    """Builder of the ``stateful`` ``sequence`` step over :class:`Sequencer` shards.
+
+    Besides events and markers, a shard acts on a wall-clock tick (so a quiet
+    or never-heard-from partition stops holding the watermark back even when
+    no data arrives) and at the end of a bounded input (the watermark passes
+    the latest event read, so downstream stages apply everything they hold).
+    """
 
     lateness_ms: int
     idle_timeout_ms: int
@@ -131,34 +140,67 @@ class Sequence:
     partitions: int
     stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
 
-    def __call__(
-        self, state: Sequencer | None, value: tuple[int, Event | Marker]
-    ) -> tuple[Sequencer, list[SequencedItem]]:
+    def __call__(self, resume: Sequencer | None) -> SequenceLogic:
+        return SequenceLogic(self, resume)
+
+    def new_shard(self, shard: int) -> Sequencer:
+        return Sequencer(
+            shard,
+            lateness_ms=self.lateness_ms,
+            idle_timeout_ms=self.idle_timeout_ms,
+            dedupe_horizon_ms=self.dedupe_horizon_ms,
+            partitions=self.partitions,
+        )
+
+
+class SequenceLogic(StatefulLogic[tuple[int, "Event | Marker"], SequencedItem, Sequencer]):
+    """One sequence shard's Bytewax logic (see :class:`Sequence`)."""
+
+    def __init__(self, step: Sequence, state: Sequencer | None) -> None:
+        self.step = step
+        self.state = state
+        self.tick_ms = max(100, min(step.idle_timeout_ms // 4, 1_000))
+
+    def on_item(self, value: tuple[int, Event | Marker]) -> tuple[list[SequencedItem], bool]:
         shard, item = value
+        state = self.state
         if state is None:
-            state = Sequencer(
-                shard,
-                lateness_ms=self.lateness_ms,
-                idle_timeout_ms=self.idle_timeout_ms,
-                dedupe_horizon_ms=self.dedupe_horizon_ms,
-                partitions=self.partitions,
-            )
+            state = self.state = self.step.new_shard(shard)
         if isinstance(item, Marker):
-            progress = state.advance(item)
-            if progress is None:
-                return state, []
-            label = str(shard)
-            metrics.WATERMARK.labels(label).set(progress.watermark / 1000)
-            metrics.WATERMARK_LAG.labels(label).set(max(0.0, (_now_ms() - progress.watermark) / 1000))
-            return state, [progress]
+            return self._emit(state.advance(item)), StatefulLogic.RETAIN
         admission = state.admit(item)
         if admission.late:
             metrics.LATE_EVENTS.labels(item.topic).inc()
         if admission.duplicate:
             metrics.DUPLICATES.labels(item.topic).inc()
-            return state, []
-        count_kpi(item, self.stores)
-        return state, [item]
+            return [], StatefulLogic.RETAIN
+        count_kpi(item, self.step.stores)
+        return [item], StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[SequencedItem], bool]:
+        if self.state is None:
+            return [], StatefulLogic.RETAIN
+        return self._emit(self.state.tick(_now_ms())), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[SequencedItem], bool]:
+        if self.state is None:
+            return [], StatefulLogic.RETAIN
+        return self._emit(self.state.finish()), StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(milliseconds=self.tick_ms)
+
+    def snapshot(self) -> Sequencer:
+        assert self.state is not None
+        return copy.deepcopy(self.state)
+
+    def _emit(self, progress: Progress | None) -> list[SequencedItem]:
+        if progress is None:
+            return []
+        label = str(progress.shard)
+        metrics.WATERMARK.labels(label).set(progress.watermark / 1000)
+        metrics.WATERMARK_LAG.labels(label).set(max(0.0, (_now_ms() - progress.watermark) / 1000))
+        return [progress]
 
 
 def count_kpi(event: Event, stores: frozenset[str]) -> None:

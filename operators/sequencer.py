@@ -53,7 +53,18 @@ class Sequencer:
 
     def advance(self, marker: Marker) -> Progress | None:
         """Take a progress marker; the new :class:`Progress` if the watermark moved."""
-        if not self.watermark.observe(marker.source, marker.ts, marker.seen_at):
+        return self._progress(self.watermark.observe(marker.source, marker.ts, marker.seen_at))
+
+    def tick(self, now_ms: int) -> Progress | None:
+        """Wall-clock tick: partitions quiet for the idle timeout stop holding the watermark."""
+        return self._progress(self.watermark.tick(now_ms))
+
+    def finish(self) -> Progress | None:
+        """End of a bounded input: the watermark passes the latest event read."""
+        return self._progress(self.watermark.finish())
+
+    def _progress(self, moved: bool) -> Progress | None:
+        if not moved:
             return None
         watermark = self.watermark.value
         assert watermark is not None

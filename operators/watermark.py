@@ -70,16 +70,34 @@ class PartitionWatermark(_Watermark):
         """``partition`` delivered events up to ``ts`` (marker stamped ``now_ms``); True if the watermark moved."""
         if self._started is None:
             self._started = now_ms
-        self._now = max(self._now, now_ms)
         self._seen[partition] = now_ms
         if ts > self._latest.get(partition, -1):
             self._latest[partition] = ts
+        return self.tick(now_ms)
+
+    def tick(self, now_ms: int) -> bool:
+        """Re-judge idleness at wall-clock ``now_ms`` (no data needed); True if the watermark moved.
+
+        A partition that went quiet, or one never heard from, stops holding
+        the watermark back once ``idle_timeout_ms`` has passed.
+        """
+        self._now = max(self._now, now_ms)
+        if self._started is None or not self._latest:
+            return False
         if len(self._latest) < self.partitions and self._now - self._started <= self.idle_timeout_ms:
             return False  # some partition may still be about to deliver older events
         horizon = self._now - self.idle_timeout_ms
         active = [latest for p, latest in self._latest.items() if self._seen[p] >= horizon]
-        candidate = min(active) - self.lateness_ms
-        return self._advance(candidate)
+        if not active:
+            return False  # every partition is quiet: nothing new to say
+        return self._advance(min(active) - self.lateness_ms)
+
+    def finish(self) -> bool:
+        """The input has ended: move past the latest event time read, so that
+        everything up to it is due. True if the watermark moved."""
+        if not self._latest:
+            return False
+        return self._advance(max(self._latest.values()) + 1)
 
     def latest(self) -> dict[str, int]:
         """Latest event time per partition."""
