@@ -65,10 +65,10 @@ def _baseline(brokers: str, topics: list[str]) -> int:
 def _channelflow() -> int:
     from bytewax.testing import run_main
 
+    from channelflow.pipeline import make_flow
     from flows import metrics
-    from flows.main import build_flow
 
-    run_main(build_flow(load_config(), tail=False))
+    run_main(make_flow(load_config(), tail=False))
     return int(sum(s.value for s in metrics.EVENTS.collect()[0].samples if s.name.endswith("_total")))
 
 
@@ -115,7 +115,7 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap, config.kafka.topics.values(), args.partitions)
         settings = SimulationSettings(seed=11, customers=args.customers, days=None)
-        from operators.inventory import STOCK_EVENTS
+        from operators.inventory.domain import STOCK_EVENTS
 
         stream = simulate(settings, DEFAULT_LOCATIONS)
         if args.traffic == "inventory":
@@ -167,12 +167,13 @@ class _Sink:
 
 def promotions_bench(n_events: int, customers: int) -> int:
     """LocalFlow over simulated events with and without the promotions stage; print a Markdown table."""
+    from channelflow.config import load_promotions
     from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
     from flows.local import LocalFlow
     from flows.main import domain_specs
-    from operators.contract import event_of
-    from operators.customer_signals import PROMOTIONS
-    from operators.promotions import OUTCOMES
+    from operators.contract.events import event_of
+    from operators.customers.signals import PROMOTIONS
+    from operators.promotions.domain import OUTCOMES
 
     config = load_config()
     stream = simulate(SimulationSettings(seed=11, customers=customers, days=None, anomalies=False), DEFAULT_LOCATIONS)
@@ -186,7 +187,7 @@ def promotions_bench(n_events: int, customers: int) -> int:
     def timed(with_promotions: bool) -> tuple[float, int, int]:
         # Without: a promotions stage that drops what reaches it (the upstream stages still emit its inputs).
         specs = [s if with_promotions or s.name != PROMOTIONS else replace(s, make=lambda _: _Sink(), ordered=False)
-                 for s in domain_specs(config)]
+                 for s in domain_specs(config, load_promotions())]
         flow = LocalFlow(specs, config.flow.shards)
         started = time.perf_counter()
         flow.run(events, lateness_ms=config.time.allowed_lateness_ms)
@@ -218,10 +219,10 @@ def promotions_bench(n_events: int, customers: int) -> int:
 def inventory_state_bytes(events: list[dict[str, object]], config: object) -> tuple[float, int]:
     """Fold the stock events through one inventory shard; pickled bytes per SKU-location."""
     from flows.inventory_wiring import inventory_settings
-    from operators.contract import event_of
-    from operators.inventory import STOCK_EVENTS, Inventory
-    from operators.shard import DomainShard
-    from operators.stream_items import Progress
+    from operators.contract.events import event_of
+    from operators.inventory.domain import STOCK_EVENTS, Inventory
+    from operators.time.shard import DomainShard
+    from operators.time.stream_items import Progress
 
     shard = DomainShard(Inventory(inventory_settings(config)), upstreams=1)  # type: ignore[arg-type]
     last = 0

@@ -1,7 +1,7 @@
 """Detection quality of the anomaly core on the simulator's injected anomalies.
 
 Runs simulated traffic with injected anomalies (store outages, pricing errors,
-bot traffic) through ``operators.anomaly_domain.Anomalies`` in-process (no
+bot traffic) through ``operators.anomalies.domain.Anomalies`` in-process (no
 Kafka, no Bytewax: the same functional core the flow runs, one shard, the
 watermark moved every window), once per detector, and compares the alerts
 with the simulator's ground truth. Prints, by anomaly kind:
@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate  # noqa: E402
-from operators.anomaly_detector import DETECTORS, DetectorParams  # noqa: E402
-from operators.anomaly_domain import Anomalies, AnomalySettings, StoreHours  # noqa: E402
-from operators.contract import Event, event_of, parse_ts  # noqa: E402
-from operators.shard import DomainShard  # noqa: E402
-from operators.stream_items import Progress  # noqa: E402
+from operators.anomalies.detectors import DETECTORS, DetectorParams  # noqa: E402
+from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours  # noqa: E402
+from operators.contract.events import Event, event_of, parse_ts  # noqa: E402
+from operators.time.shard import DomainShard  # noqa: E402
+from operators.time.stream_items import Progress  # noqa: E402
 
 KINDS = ("store_outage", "bot_traffic", "pricing_error")
 

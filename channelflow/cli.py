@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(importlib.import_module(args.tool_module).main(args))
         config = load_config(args.config)
         if args.command == "check-config":
-            from operators.promotion_rules import load_promotions
+            from channelflow.config import load_promotions
 
             print(config)
             print(load_promotions())

@@ -10,7 +10,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from operators.contract import partition_key, topic_for_type
+from operators.contract.events import partition_key, topic_for_type
 
 Record = tuple[str, bytes | None, bytes]
 """A message to produce: (Kafka topic name, key, value)."""

@@ -1,7 +1,7 @@
 """Replay JSON-lines files of contract events into Kafka (``channelflow replay``).
 
 Each line is one event object; the Kafka topic follows from its ``type`` and the
-key from :func:`operators.contract.partition_key`. A line that is not a JSON
+key from :func:`operators.contract.events.partition_key`. A line that is not a JSON
 object with a known ``type`` is never dropped: it is either produced as raw
 bytes to a chosen topic (so the flow dead-letters it) or the replay refuses to
 start. Blank lines separate nothing and carry nothing, so they are skipped.
@@ -30,7 +30,7 @@ from typing import IO, Any
 import orjson
 
 from channelflow.kafka_io import Record, create_topics, event_record, produce
-from operators.contract import INPUT_TOPICS, TOPIC_OF_TYPE
+from operators.contract.events import INPUT_TOPICS, TOPIC_OF_TYPE
 
 __all__ = [
     "IDENTITY_TOPICS",

@@ -10,13 +10,13 @@ from collections.abc import MutableMapping
 from datetime import timedelta
 from types import FrameType
 
-from bytewax._bytewax import cli_main
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
 from prometheus_client import start_http_server
 
 from channelflow.config import Config, FlowConfig, MetricsConfig
-from flows.main import build_flow
+from channelflow.pipeline import make_flow
 
 log = logging.getLogger("channelflow")
 
@@ -82,7 +82,7 @@ def run(
     until_end: bool = False,
 ) -> int:
     """Run the flow until SIGTERM/SIGINT (or, with ``until_end``, the end of the input)."""
-    flow = build_flow(config, tail=not until_end)
+    flow = make_flow(config, tail=not until_end)
     recovery = prepare_recovery(config.flow)
     serve_metrics(config.metrics, process_id or 0)
     bytewax_api_port(process_id or 0)

@@ -36,8 +36,8 @@ import orjson
 
 from channelflow.kafka_io import create_topics, event_records, produce
 from channelflow.replay import IDENTITY_TOPICS, add_kafka_arguments, parse_topic_names
-from operators.contract import Rejection, topic_for_type, validate
-from operators.money import from_millis, to_millis
+from operators.contract.events import Rejection, topic_for_type, validate
+from operators.contract.money import from_millis, to_millis
 
 __all__ = [
     "DEFAULT_CSV",

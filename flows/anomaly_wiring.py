@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import time
 
-from channelflow.config import Config
 from flows import metrics
+from flows.config import Config
 from flows.domain_spec import DomainSpec
-from operators.anomaly_detector import DetectorParams
-from operators.anomaly_domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
-from operators.stream_items import Output
+from operators.anomalies.detectors import DetectorParams
+from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
+from operators.time.stream_items import Output
 
 
 def anomaly_settings(config: Config) -> AnomalySettings:
     """The anomaly domain's settings from the ``[anomaly]`` and ``[[locations]]`` config."""
     a = config.anomaly
     hours = {
-        loc.id: StoreHours(loc.timezone, time.fromisoformat(loc.opens), time.fromisoformat(loc.closes))
+        loc.id: StoreHours(loc.timezone, loc.opens, loc.closes)
         for loc in config.locations
         if loc.type == "store" and loc.opens and loc.closes
     }

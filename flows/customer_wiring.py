@@ -13,18 +13,18 @@ process or several and at any replay speed.
 
 from __future__ import annotations
 
-from channelflow.config import Config
 from flows import metrics
+from flows.config import Config
 from flows.domain_spec import DomainSpec
 from flows.local import LocalFlow
 from flows.steps import route_signal
-from operators.churn_scores import ChurnScores, ScoreSettings
-from operators.customer_book import CustomerBook, CustomerSettings
-from operators.customer_profile import CustomerProfile
-from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY
-from operators.customers import Customers
-from operators.identity import Identity, identity_shards
-from operators.stream_items import Output
+from operators.churn.scores import ChurnScores, ScoreSettings
+from operators.customers.accounts import Customers
+from operators.customers.book import CustomerBook, CustomerSettings
+from operators.customers.identity import Identity, identity_shards
+from operators.customers.profile import CustomerProfile
+from operators.customers.signals import CHURN, CUSTOMERS, IDENTITY
+from operators.time.stream_items import Output
 
 
 def customer_settings(config: Config, promotions: bool = False) -> CustomerSettings:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from operators.shard import Domain
-from operators.stream_items import Output
+from operators.time.shard import Domain
+from operators.time.stream_items import Output
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class DomainSpec:
     ``inputs`` names the stages it reads: ``"sequence"`` (the de-duplicated
     events) and/or earlier domains, whose :class:`Signal` s addressed to it it
     receives. ``shards`` defaults to ``flow.shards``; ``ordered`` applies items
-    in event-time order (see :class:`operators.shard.DomainShard`).
+    in event-time order (see :class:`operators.time.shard.DomainShard`).
     """
 
     name: str

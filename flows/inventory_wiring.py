@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from channelflow.config import Config
 from flows import metrics
-from operators.inventory import Inventory, InventoryHealth, InventorySettings, Location
-from operators.stream_items import Output
+from flows.config import Config
+from operators.inventory.domain import Inventory, InventoryHealth, InventorySettings
+from operators.time.stream_items import Output
 
 
 def inventory_settings(config: Config) -> InventorySettings:
     """The inventory domain's settings from the ``[inventory]`` and ``[[locations]]`` config."""
     inventory = config.inventory
     return InventorySettings(
-        locations=tuple(Location(loc.id, loc.type, loc.priority) for loc in config.locations),
+        locations=config.locations,
         safety_stock_by_type=dict(inventory.safety_stock),
         safety_stock_overrides=dict(inventory.safety_stock_overrides),
         low_stock_threshold=inventory.low_stock_threshold,

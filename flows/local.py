@@ -6,7 +6,7 @@ advance the watermark. For scripts that measure a domain on a lot of history
 (``bench/churn_quality.py``) and for tests that inspect domain state.
 
 >>> from flows.local import LocalFlow
->>> from operators.contract import Event
+>>> from operators.contract.events import Event
 >>> from tests.flow_harness import probe_spec
 >>> flow = LocalFlow([probe_spec(delay_ms=10)], shards=2)
 >>> flow.push(Event("e1", "search", "clickstream", 100, {}))
@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from flows.domain_spec import DomainSpec
-from operators.contract import Event
-from operators.shard import DomainShard
-from operators.stream_items import Output, Progress, Signal
+from operators.contract.events import Event
+from operators.time.shard import DomainShard
+from operators.time.stream_items import Output, Progress, Signal
 
 
 class LocalFlow:

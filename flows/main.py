@@ -15,8 +15,9 @@ Domains, in order: inventory; identity → customers → churn (customers and
 churn); anomalies; promotions (fed by inventory, identity, customers, churn).
 See ``domain_specs`` and the README's architecture section.
 
-Run it with ``channelflow run`` (see ``channelflow.runner``), or with Bytewax's
-own runner: ``python -m bytewax.run flows.main:flow``.
+The shell builds it for a config file and a broker
+(``channelflow.pipeline.make_flow``); run it with ``channelflow run`` or with
+Bytewax's own runner: ``python -m bytewax.run channelflow.pipeline:flow``.
 """
 
 from __future__ import annotations
@@ -30,27 +31,22 @@ from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
-from channelflow.config import Config, load_config
-from channelflow.kafka_io import count_partitions
 from flows import steps
 from flows.anomaly_wiring import anomaly_spec
+from flows.config import Config
 from flows.customer_wiring import customer_specs
 from flows.domain_spec import DomainSpec
 from flows.inventory_wiring import InventoryMetrics, inventory_settings
 from flows.promotion_wiring import promotion_spec
-from operators.inventory import Inventory, inventory_shards
-from operators.promotion_rules import PromotionSettings, load_promotions
-from operators.stream_items import Output
+from operators.inventory.domain import Inventory, inventory_shards
+from operators.promotions.rules import PromotionSettings
+from operators.time.stream_items import Output
 
 
-def domain_specs(config: Config, promotions: PromotionSettings | None = None) -> list[DomainSpec]:
-    """The domains of the flow, in the order their steps are added.
-
-    ``promotions`` defaults to the rules file (``$CHANNELFLOW_PROMOTIONS`` or
-    ``config/promotions.toml``).
-    """
+def domain_specs(config: Config, promotions: PromotionSettings) -> list[DomainSpec]:
+    """The domains of the flow, in the order their steps are added."""
     shards = config.flow.shards
-    rules = load_promotions() if promotions is None else promotions
+    rules = promotions
     settings = replace(inventory_settings(config), stock_signals=True)
     inventory_metrics = InventoryMetrics({loc.id: loc.type for loc in config.locations})
     return [
@@ -71,22 +67,18 @@ def domain_specs(config: Config, promotions: PromotionSettings | None = None) ->
 
 def build_flow(
     config: Config,
+    domains: list[DomainSpec],
     *,
+    partitions: int,
     tail: bool = True,
-    partitions: int | None = None,
-    domains: list[DomainSpec] | None = None,
 ) -> Dataflow:
-    """Wire the flow for ``config``.
+    """Wire the flow for ``config`` through the stages ``domains`` (see :func:`domain_specs`).
 
-    ``tail=False`` stops at the end of the input (replays, tests).
     ``partitions`` is the number of input partitions the watermark waits for;
-    by default it is asked of the broker. ``domains`` defaults to
-    :func:`domain_specs`.
+    ``tail=False`` stops at the end of the input (replays, tests).
     """
     kafka = config.kafka
     input_topics = kafka.input_topics
-    if partitions is None:
-        partitions = count_partitions(kafka.bootstrap, list(input_topics))
     shards = config.flow.shards
 
     flow = Dataflow("channelflow")
@@ -116,7 +108,7 @@ def build_flow(
         ),
     )
     outputs: list[Stream[Output]] = [split.trues, errors]
-    specs = domain_specs(config) if domains is None else domains
+    specs = domains
     stages: dict[str, tuple[Stream[Any], int]] = {"sequence": (sequenced, shards)}
     feeding = {name for spec in specs for name in spec.inputs}
     for spec in specs:
@@ -151,11 +143,3 @@ def _ignore_step(observe: Callable[[Output], None]) -> Callable[[str, Output], N
         observe(output)
 
     return inspector
-
-
-def __getattr__(name: str) -> Dataflow:
-    # `python -m bytewax.run flows.main:flow` builds the flow from the
-    # configured file (CHANNELFLOW_CONFIG) only when asked for it.
-    if name == "flow":
-        return build_flow(load_config())
-    raise AttributeError(name)

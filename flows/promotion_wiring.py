@@ -14,12 +14,12 @@ from collections import Counter
 
 from flows import metrics
 from flows.domain_spec import DomainSpec
-from operators.attribution import group_of, uplift
-from operators.customer_signals import CHURN, CUSTOMERS, IDENTITY, PROMOTIONS
-from operators.money import from_millis
-from operators.promotion_rules import PromotionSettings
-from operators.promotions import Promotions, promotions_shards
-from operators.stream_items import Signal
+from operators.contract.money import from_millis
+from operators.customers.signals import CHURN, CUSTOMERS, IDENTITY, PROMOTIONS
+from operators.promotions.attribution import group_of, uplift
+from operators.promotions.domain import Promotions, promotions_shards
+from operators.promotions.rules import PromotionSettings
+from operators.time.stream_items import Signal
 
 INVENTORY = "inventory"
 

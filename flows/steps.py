@@ -20,14 +20,14 @@ from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMe
 from bytewax.operators import StatefulLogic
 
 from flows import metrics
-from operators.contract import Event, Rejection, parse
-from operators.dead_letter import dead_letter
-from operators.kpis import kpi_of
-from operators.money import from_millis
-from operators.sequencer import Sequencer
-from operators.shard import Domain, DomainShard
-from operators.sharding import shard_key, shard_of
-from operators.stream_items import Marker, Output, Progress, Signal
+from operators.contract.dead_letter import dead_letter
+from operators.contract.events import Event, Rejection, parse
+from operators.contract.kpis import kpi_of
+from operators.contract.money import from_millis
+from operators.time.sequencer import Sequencer
+from operators.time.shard import Domain, DomainShard
+from operators.time.sharding import shard_key, shard_of
+from operators.time.stream_items import Marker, Output, Progress, Signal
 
 SourceMessage = KafkaSourceMessage[bytes | None, bytes | None]
 Keyed = tuple[str, tuple[int, Any]]

@@ -11,13 +11,14 @@ from prometheus_client import REGISTRY
 
 from channelflow.config import Config
 from channelflow.kafka_io import Record, consume_all, event_records, produce
+from channelflow.pipeline import make_flow
+from flows.domain_spec import DomainSpec
 from flows.local import LocalFlow
-from flows.main import DomainSpec, build_flow
-from operators.contract import Event, event_of
-from operators.shard import DomainShard
-from operators.sharding import shard_of
-from operators.stream_items import Output
-from operators.timers import Timer
+from operators.contract.events import Event, event_of
+from operators.time.shard import DomainShard
+from operators.time.sharding import shard_of
+from operators.time.stream_items import Output
+from operators.time.timers import Timer
 
 
 class Probe:
@@ -70,7 +71,7 @@ def produce_events(config: Config, events: Iterable[dict[str, Any]], extra: Iter
 
 
 def run_to_end(config: Config, domains: list[DomainSpec] | None = None) -> None:
-    run_main(build_flow(config, tail=False, domains=domains))
+    run_main(make_flow(config, tail=False, domains=domains))
 
 
 def read_json(config: Config, topic: str, expect: int | None = None) -> list[dict[str, Any]]:

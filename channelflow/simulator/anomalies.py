@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from channelflow.simulator.catalogue import Catalogue
-from channelflow.simulator.clock import MINUTE_MS, opening_windows
-from channelflow.simulator.settings import DAY_MS, Location, SimulationSettings
+from channelflow.simulator.clock import opening_windows
+from channelflow.simulator.settings import Location, SimulationSettings
+from operators.time.units import DAY_MS, MINUTE_MS
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from channelflow.simulator.engine import simulate
 from channelflow.simulator.pacing import paced_by_rate, paced_by_speed
 from channelflow.simulator.settings import DEFAULT_LOCATIONS, DEFAULT_START_MS, SimulationSettings
 from channelflow.simulator.truth import GroundTruthWriter
-from operators.contract import INPUT_TOPICS, parse_ts
+from operators.contract.events import INPUT_TOPICS, parse_ts
 
 
 def _start(text: str) -> int:

@@ -11,9 +11,7 @@ from itertools import accumulate
 from zoneinfo import ZoneInfo
 
 from channelflow.simulator.settings import Location
-
-HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
+from operators.time.units import HOUR_MS
 
 #: Relative online traffic by local hour of day: quiet nights, an evening peak.
 ONLINE_BY_LOCAL_HOUR = (

@@ -194,7 +194,7 @@ def simulate(
     receives the ground-truth records (see ``docs/simulator.md``). Lazy and
     bounded in memory: a stream without end (``days=None``) is fine.
 
-    >>> from operators.contract import Event, topic_for_type, validate
+    >>> from operators.contract.events import Event, topic_for_type, validate
     >>> events = list(simulate(SimulationSettings(seed=3, customers=40, days=1)))
     >>> all(isinstance(validate(e, topic_for_type(e["type"])), Event) for e in events)
     True

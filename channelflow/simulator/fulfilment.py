@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from channelflow.simulator.clock import HOUR_MS, MINUTE_MS
 from channelflow.simulator.population import Customer
 from channelflow.simulator.returns import maybe_return
-from channelflow.simulator.settings import DAY_MS, Location
+from channelflow.simulator.settings import Location
+from operators.time.units import DAY_MS, HOUR_MS, MINUTE_MS
 
 if TYPE_CHECKING:
     from channelflow.simulator.world import Line, World

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from channelflow.simulator.settings import DAY_MS
+from operators.time.units import DAY_MS
 
 if TYPE_CHECKING:
     from channelflow.simulator.world import World

@@ -7,7 +7,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from channelflow.simulator.settings import DAY_MS, Location
+from channelflow.simulator.settings import Location
+from operators.time.units import DAY_MS
 
 #: Shares of the three kinds of customer. Store-only shoppers (a loyalty card,
 #: never linked to an online account) are most of a retailer's customers.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from channelflow.simulator.clock import MINUTE_MS
 from channelflow.simulator.population import Customer
-from channelflow.simulator.settings import DAY_MS, Location
+from channelflow.simulator.settings import Location
+from operators.time.units import DAY_MS, MINUTE_MS
 
 if TYPE_CHECKING:
     from channelflow.simulator.world import Line, World

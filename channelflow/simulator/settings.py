@@ -8,9 +8,11 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from operators.locations import Location
+from operators.time.units import DAY_MS
+
 #: 2026-01-05T00:00:00Z, a Monday: the default start of simulated event time.
 DEFAULT_START_MS = 1_767_571_200_000
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -50,21 +52,6 @@ class SimulationSettings:
         return self.start_ms + round(self.days * DAY_MS)
 
 
-@dataclass(frozen=True)
-class Location:
-    """A store or a warehouse; stores have local opening hours ``opens``..``closes``."""
-
-    id: str
-    type: str
-    timezone: str
-    opens: time | None = None
-    closes: time | None = None
-
-    @property
-    def is_store(self) -> bool:
-        return self.type == "store"
-
-
 def _field(raw: Any, name: str) -> Any:
     if isinstance(raw, Mapping):
         return raw.get(name)
@@ -92,7 +79,7 @@ def as_location(raw: Any) -> Location:
     closes = _clock(_field(raw, "closes"), f"store {location_id} closes")
     if opens == closes:
         raise ValueError(f"store {location_id}: opens and closes at the same time")
-    return Location(str(location_id), kind, str(zone), opens, closes)
+    return Location(str(location_id), kind, str(zone), opens=opens, closes=closes)
 
 
 def as_locations(raw: Iterable[Any]) -> tuple[Location, ...]:

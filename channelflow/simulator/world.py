@@ -11,7 +11,8 @@ from channelflow.simulator.anomalies import Anomaly, AnomalyPlanner
 from channelflow.simulator.catalogue import Catalogue
 from channelflow.simulator.clock import opening_windows, store_time
 from channelflow.simulator.inventory import Ledger, stock_targets
-from channelflow.simulator.settings import DAY_MS, Location, SimulationSettings
+from channelflow.simulator.settings import Location, SimulationSettings
+from operators.time.units import DAY_MS
 
 TruthSink = Callable[[dict[str, Any]], None]
 """Receives each ground-truth record (a JSON-ready dict) as soon as it is known."""

@@ -1,0 +1,77 @@
+"""What the customer stages tell each other (bodies of :class:`~operators.time.stream_items.Signal` s).
+
+identity → customers: :class:`Resolved` events, :class:`Merge` of an alias's
+profile at link time, :class:`Erase`. identity and customers → churn:
+:class:`Snapshot` (score this customer now), :class:`Example` (a matured,
+labelled snapshot to learn), :class:`Retired` (a linked alias), :class:`Erase`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from operators.contract.events import Event
+from operators.customers.profile import CustomerProfile
+
+#: Stage names, as the flow wires them.
+IDENTITY, CUSTOMERS, CHURN, PROMOTIONS = "identity", "customers", "churn", "promotions"
+#: The churn stage has a single shard: one model.
+CHURN_KEY = "model"
+
+#: Pending churn snapshots of one customer: tick time -> [feature vector, purchased since].
+Snapshots = dict[int, list]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """An event of account ``customer_id`` (it may have come in under a linked alias)."""
+
+    customer_id: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Alias ``alias`` (``device:...`` or ``loyalty:...``) is now ``customer_id``: take its history."""
+
+    customer_id: str
+    alias: str
+    profile: CustomerProfile | None
+    snapshots: Snapshots
+    cause_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """Forget ``customer_id``."""
+
+    customer_id: str
+    cause_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """Alias ``alias`` merged into an account: its own score is history."""
+
+    alias: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Score ``customer_key`` with these features (and publish the score if it moved)."""
+
+    customer_key: str
+    features: dict[str, float]
+    rfm: dict[str, float | int]
+    tier: str
+    cause_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A snapshot taken at ``snapshot_ts`` whose horizon has passed: ``churned`` is its label."""
+
+    customer_key: str
+    features: dict[str, float]
+    churned: bool
+    snapshot_ts: int

@@ -1,0 +1,462 @@
+"""The marketer's rules file (``config/promotions.toml``): rules, offers and delivery policy.
+
+:func:`load_promotions` reads the file, overlays ``CHANNELFLOW_PROMOTIONS__*``
+environment variables and validates everything; a bad key, type or value
+raises :class:`~channelflow.config.ConfigError` whose message starts with the
+dotted key. ``docs/promotions.md`` documents every key.
+
+>>> settings = promotions_from_mapping({
+...     "policy": {"unknown_consent": "deny", "attribution_window": "3d",
+...                "frequency_caps": {"email": [{"count": 1, "window": "16h"}], "push": [], "sms": [], "till": []},
+...                "quiet_hours": {"start": "21:00", "end": "08:00", "default_timezone": "Europe/London",
+...                                "channels": ["email", "push", "sms"]},
+...                "holdout": {"percent": 10, "salt": "s1"}},
+...     "rules": {"cart_reminder": {"trigger": "cart_abandoned", "enabled": True, "channel": "email",
+...               "priority": 10, "reeligibility": "3d", "daily_budget": 1000, "expiry": "2d",
+...               "offer": {"kind": "percent_off", "value": 10}, "delay": "1h"}}})
+>>> rule = settings.rules[0]
+>>> rule.name, rule.trigger, rule.params
+('cart_reminder', 'cart_abandoned', CartAbandoned(delay_ms=3600000))
+>>> settings.policy.frequency_caps["email"]
+(Cap(count=1, window_ms=57600000),)
+>>> promotions_from_mapping({"policy": {}, "rules": {}})
+Traceback (most recent call last):
+...
+operators.settings.ConfigError: policy.unknown_consent: missing
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+from operators.contract.money import from_millis, to_millis
+from operators.promotions.inputs import CHANNELS
+from operators.settings import (
+    ConfigError,
+    check_sections,
+    fail,
+    parse_duration,
+    parse_hhmm,
+    parse_int,
+    parse_one_of,
+    parse_positive_duration,
+    parse_str,
+    parse_table,
+    parse_timezone,
+    take,
+)
+
+__all__ = [
+    "OFFER_KINDS",
+    "PROMOTION_CHANNELS",
+    "TRIGGERS",
+    "BackInStock",
+    "Birthday",
+    "BrowseAbandoned",
+    "Cap",
+    "CartAbandoned",
+    "ChurnRisk",
+    "FirstPurchaseFollowup",
+    "Holdout",
+    "LowStockUrgency",
+    "Offer",
+    "PromotionPolicy",
+    "PromotionSettings",
+    "QuietHours",
+    "Rule",
+    "TierUpgrade",
+    "TriggerParams",
+    "promotions_from_mapping",
+]
+
+TRIGGERS = (
+    "cart_abandoned",
+    "browse_abandoned",
+    "churn_risk",
+    "first_purchase_followup",
+    "tier_upgrade",
+    "back_in_stock",
+    "low_stock_urgency",
+    "birthday",
+)
+#: ``till``: shown at the till when the customer's loyalty card or account is scanned.
+PROMOTION_CHANNELS = (*CHANNELS, "till")
+OFFER_KINDS = ("percent_off", "amount_off", "free_shipping", "message")
+# Rule names go into timer keys and metric labels: keep them plain.
+_RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+# -- trigger parameters ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CartAbandoned:
+    """Fires ``delay_ms`` after the last cart change unless an order or an emptied cart comes first."""
+
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrowseAbandoned:
+    """``views`` views of one SKU within ``window_ms``, still not in the cart ``delay_ms`` later."""
+
+    views: int
+    window_ms: int
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnRisk:
+    """A churn score rising to ``threshold`` or above."""
+
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class FirstPurchaseFollowup:
+    """Still only one purchase ``after_ms`` after the first."""
+
+    after_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TierUpgrade:
+    """Lifetime spend rising to ``threshold_millis`` or above."""
+
+    threshold_millis: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackInStock:
+    """Customers who viewed or carted a SKU while it was out of stock, told when it is back.
+
+    At most ``waitlist_size`` customers per SKU (over all shards; first come,
+    first served), each for ``waitlist_ttl_ms`` after joining.
+    """
+
+    waitlist_size: int
+    waitlist_ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LowStockUrgency:
+    """A SKU in the cart with network availability at or below ``max_available`` (and above 0)."""
+
+    max_available: int
+
+
+@dataclass(frozen=True, slots=True)
+class Birthday:
+    """On the customer's birthday at local time ``send_at``."""
+
+    send_at: time
+
+
+TriggerParams = (CartAbandoned | BrowseAbandoned | ChurnRisk | FirstPurchaseFollowup | TierUpgrade
+                 | BackInStock | LowStockUrgency | Birthday)
+
+
+# -- rules and policy -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """What the customer is offered.
+
+    ``value`` is a percentage for ``percent_off``, milli-units for
+    ``amount_off``, None otherwise; ``skus`` empty means the trigger's SKUs
+    (cart, viewed or restocked SKUs) or, for triggers without SKUs, everything.
+
+    >>> Offer("amount_off", 5_000).record(("MUG",))
+    {'kind': 'amount_off', 'value': 5.0, 'skus': ['MUG']}
+    >>> Offer("free_shipping").record(())
+    {'kind': 'free_shipping'}
+    """
+
+    kind: str
+    value: int | float | None = None
+    skus: tuple[str, ...] = ()
+
+    def record(self, trigger_skus: tuple[str, ...]) -> dict[str, Any]:
+        """The ``offer`` field of a promotion record."""
+        offer: dict[str, Any] = {"kind": self.kind}
+        if self.value is not None:
+            offer["value"] = from_millis(int(self.value)) if self.kind == "amount_off" else self.value
+        skus = self.skus or trigger_skus
+        if skus:
+            offer["skus"] = list(skus)
+        return offer
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One promotion rule: when it fires (``trigger``, ``params``), what and where it sends.
+
+    ``priority``: lower wins when several rules fire for a customer at once.
+    ``daily_budget`` None is unlimited.
+    """
+
+    name: str
+    trigger: str
+    enabled: bool
+    channel: str
+    priority: int
+    reeligibility_ms: int
+    daily_budget: int | None
+    expiry_ms: int
+    offer: Offer
+    params: TriggerParams
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``count`` promotions per customer and channel in any ``window_ms``."""
+
+    count: int
+    window_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """No promotion on ``channels`` from local ``start`` to ``end`` (wraps midnight if end < start)."""
+
+    start: time
+    end: time
+    default_timezone: str
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Holdout:
+    """``percent`` of customers (by hash of key and ``salt``) are the control group."""
+
+    percent: float
+    salt: str
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """Delivery policy shared by every rule."""
+
+    unknown_consent: bool
+    frequency_caps: Mapping[str, tuple[Cap, ...]]
+    quiet_hours: QuietHours
+    holdout: Holdout
+    attribution_window_ms: int
+
+
+@dataclass(frozen=True)
+class PromotionSettings:
+    """The validated rules file."""
+
+    policy: PromotionPolicy
+    rules: tuple[Rule, ...]
+    source: Path | None = None
+    # Lookups the promotions stage makes per event, indexed once.
+    _by_name: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
+    _by_trigger: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_trigger: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            if rule.enabled:
+                by_trigger[rule.trigger] = (*by_trigger.get(rule.trigger, ()), rule)
+        object.__setattr__(self, "_by_name", {rule.name: rule for rule in self.rules})
+        object.__setattr__(self, "_by_trigger", by_trigger)
+
+    def rule(self, name: str) -> Rule | None:
+        """The rule called ``name``, enabled or not (None: not configured)."""
+        return self._by_name.get(name)
+
+    def enabled(self, trigger: str) -> tuple[Rule, ...]:
+        """The enabled rules of ``trigger``, in file order."""
+        return self._by_trigger.get(trigger, ())
+
+
+# -- parsing --------------------------------------------------------------------
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise fail(key, "true or false", value)
+    return value
+
+
+def _number(minimum: float, maximum: float, *, exclusive_min: bool = False) -> Callable[[str, Any], float]:
+    def parse(key: str, value: Any) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value > maximum or value < minimum or (exclusive_min and value == minimum):
+            low = f"> {minimum:g}" if exclusive_min else f">= {minimum:g}"
+            raise fail(key, f"a number {low} and <= {maximum:g}", value)
+        return value
+
+    return parse
+
+
+def _money(key: str, value: Any) -> int:
+    """Major units (> 0, at most 3 decimals) to milli-units."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        try:
+            return to_millis(value)
+        except ValueError:
+            pass
+    raise fail(key, "an amount in major units > 0 with at most 3 decimals", value)
+
+
+def _local_time(key: str, value: Any) -> time:
+    hours, minutes = parse_hhmm(key, value).split(":")
+    return time(int(hours), int(minutes))
+
+
+def _list_of(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], tuple[Any, ...]]:
+    def parse_list(key: str, value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise fail(key, "an array", value)
+        items = tuple(parse(f"{key}[{i}]", item) for i, item in enumerate(value))
+        for i, item in enumerate(items):
+            if item in items[:i]:
+                raise ConfigError(f"{key}[{i}]: {item!r} is listed twice")
+        return items
+
+    return parse_list
+
+
+def _budget(key: str, value: Any) -> int | None:
+    if value == "unlimited":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise fail(key, "an integer >= 1 or 'unlimited'", value)
+    return value
+
+
+_TRIGGER_SPECS: dict[str, tuple[dict[str, Callable[[str, Any], Any]], Callable[..., TriggerParams]]] = {
+    "cart_abandoned": ({"delay": parse_positive_duration}, CartAbandoned),
+    "browse_abandoned": (
+        {"views": parse_int(1, 1000), "window": parse_positive_duration, "delay": parse_duration},
+        BrowseAbandoned,
+    ),
+    "churn_risk": ({"threshold": _number(0.0, 1.0, exclusive_min=True)}, ChurnRisk),
+    "first_purchase_followup": ({"after": parse_positive_duration}, FirstPurchaseFollowup),
+    "tier_upgrade": ({"threshold": _money}, TierUpgrade),
+    "back_in_stock": (
+        {"waitlist_size": parse_int(1, 10_000_000), "waitlist_ttl": parse_positive_duration},
+        BackInStock,
+    ),
+    "low_stock_urgency": ({"max_available": parse_int(1)}, LowStockUrgency),
+    "birthday": ({"send_at": _local_time}, Birthday),
+}
+
+_RULE_KEYS: dict[str, Callable[[str, Any], Any]] = {
+    "trigger": parse_one_of(*TRIGGERS),
+    "enabled": _bool,
+    "channel": parse_one_of(*PROMOTION_CHANNELS),
+    "priority": parse_int(0, 1_000_000),
+    "reeligibility": parse_duration,
+    "daily_budget": _budget,
+    "expiry": parse_positive_duration,
+    "offer": parse_table,
+}
+
+
+def _offer(key: str, raw: Any) -> Offer:
+    table = dict(parse_table(key, raw))
+    optional = {k: table.pop(k) for k in ("value", "skus") if k in table}
+    kind = take(table, key, {"kind": parse_one_of(*OFFER_KINDS)})["kind"]
+    value: int | float | None = None
+    if kind == "percent_off":
+        if "value" not in optional:
+            raise ConfigError(f"{key}.value: missing (a percent_off offer needs a percentage)")
+        value = _number(0.0, 100.0, exclusive_min=True)(f"{key}.value", optional["value"])
+    elif kind == "amount_off":
+        if "value" not in optional:
+            raise ConfigError(f"{key}.value: missing (an amount_off offer needs an amount)")
+        value = _money(f"{key}.value", optional["value"])
+    elif "value" in optional:
+        raise ConfigError(f"{key}.value: a {kind} offer takes no value")
+    skus = _list_of(parse_str)(f"{key}.skus", optional.get("skus", []))
+    return Offer(kind, value, skus)
+
+
+def _rule(name: str, raw: Any) -> Rule:
+    section = f"rules.{name}"
+    if not _RULE_NAME.match(name):
+        raise ConfigError(f"{section}: a rule name is a lower-case letter then letters, digits or '_' (at most 64)")
+    table = parse_table(section, raw)
+    if "trigger" not in table:
+        raise ConfigError(f"{section}.trigger: missing")
+    trigger = _RULE_KEYS["trigger"](f"{section}.trigger", table["trigger"])
+    param_spec, params_type = _TRIGGER_SPECS[trigger]
+    values = take(table, section, {**_RULE_KEYS, **param_spec})
+    params = params_type(*(values[k] for k in param_spec))
+    return Rule(
+        name=name,
+        trigger=trigger,
+        enabled=values["enabled"],
+        channel=values["channel"],
+        priority=values["priority"],
+        reeligibility_ms=values["reeligibility"],
+        daily_budget=values["daily_budget"],
+        expiry_ms=values["expiry"],
+        offer=_offer(f"{section}.offer", values["offer"]),
+        params=params,
+    )
+
+
+def _cap(key: str, raw: Any) -> Cap:
+    values = take(parse_table(key, raw), key, {"count": parse_int(1, 1_000_000), "window": parse_positive_duration})
+    return Cap(values["count"], values["window"])
+
+
+def _caps(section: str, raw: Any) -> dict[str, tuple[Cap, ...]]:
+    entries = take(parse_table(section, raw), section, dict.fromkeys(PROMOTION_CHANNELS, lambda key, v: v))
+    caps: dict[str, tuple[Cap, ...]] = {}
+    for channel, items in entries.items():
+        key = f"{section}.{channel}"
+        if not isinstance(items, list):
+            raise fail(key, "an array of {count, window} tables", items)
+        caps[channel] = tuple(_cap(f"{key}[{i}]", item) for i, item in enumerate(items))
+    return caps
+
+
+def _policy(raw: Any) -> PromotionPolicy:
+    values = take(
+        parse_table("policy", raw),
+        "policy",
+        {
+            "unknown_consent": parse_one_of("allow", "deny"),
+            "attribution_window": parse_positive_duration,
+            "frequency_caps": _caps,
+            "quiet_hours": parse_table,
+            "holdout": parse_table,
+        },
+    )
+    quiet = take(values["quiet_hours"], "policy.quiet_hours", {
+        "start": _local_time,
+        "end": _local_time,
+        "default_timezone": parse_timezone,
+        "channels": _list_of(parse_one_of(*PROMOTION_CHANNELS)),
+    })
+    holdout = take(values["holdout"], "policy.holdout", {"percent": _number(0.0, 100.0), "salt": parse_str})
+    return PromotionPolicy(
+        unknown_consent=values["unknown_consent"] == "allow",
+        frequency_caps=values["frequency_caps"],
+        quiet_hours=QuietHours(quiet["start"], quiet["end"], quiet["default_timezone"], quiet["channels"]),
+        holdout=Holdout(float(holdout["percent"]), holdout["salt"]),
+        attribution_window_ms=values["attribution_window"],
+    )
+
+
+def promotions_from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> PromotionSettings:
+    """Build and validate :class:`PromotionSettings` from a parsed rules document."""
+    doc = dict(raw)
+    sections = ("policy", "rules")
+    check_sections(doc, sections)
+    policy = _policy(doc["policy"])
+    rules = tuple(_rule(name, table) for name, table in parse_table("rules", doc["rules"]).items())
+    return PromotionSettings(policy, rules, source)

@@ -1,0 +1,72 @@
+"""The first keyed stage: de-duplication and the watermark, one shard at a time.
+
+Events reach a sequencer shard by a hash of their ``event_id``, so every copy
+of an event meets the same shard. Progress markers from the input reach every
+shard; from them the shard derives its :class:`PartitionWatermark` and tells
+the stages downstream how far it has got (a :class:`Progress`).
+
+>>> from operators.contract.events import Event
+>>> seq = Sequencer(0, lateness_ms=0, idle_timeout_ms=60_000, dedupe_horizon_ms=60_000, partitions=1)
+>>> ev = Event("e1", "search", "clickstream", 1_000, {})
+>>> seq.admit(ev), seq.admit(ev)
+(Admission(duplicate=False, late=False), Admission(duplicate=True, late=False))
+>>> seq.advance(Marker("clickstream:0", 5_000, seen_at=0))
+Progress(shard=0, watermark=5000)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from operators.contract.events import Event
+from operators.time.dedupe import Deduplicator
+from operators.time.stream_items import Marker, Progress
+from operators.time.watermark import PartitionWatermark
+
+
+class Admission(NamedTuple):
+    """What the sequencer made of one event."""
+
+    duplicate: bool
+    late: bool
+
+
+class Sequencer:
+    """One shard of the first stage: drops repeats, flags late events, derives the watermark."""
+
+    def __init__(
+        self,
+        shard: int,
+        *,
+        lateness_ms: int,
+        idle_timeout_ms: int,
+        dedupe_horizon_ms: int,
+        partitions: int,
+    ) -> None:
+        self.shard = shard
+        self.watermark = PartitionWatermark(lateness_ms, idle_timeout_ms, partitions)
+        self.seen = Deduplicator(dedupe_horizon_ms)
+
+    def admit(self, event: Event) -> Admission:
+        """Check one event: a duplicate is to be dropped, a late one still passes."""
+        return Admission(self.seen.is_duplicate(event.event_id, event.ts), self.watermark.is_late(event.ts))
+
+    def advance(self, marker: Marker) -> Progress | None:
+        """Take a progress marker; the new :class:`Progress` if the watermark moved."""
+        return self._progress(self.watermark.observe(marker.source, marker.ts, marker.seen_at))
+
+    def tick(self, now_ms: int) -> Progress | None:
+        """Wall-clock tick: partitions quiet for the idle timeout stop holding the watermark."""
+        return self._progress(self.watermark.tick(now_ms))
+
+    def finish(self) -> Progress | None:
+        """End of a bounded input: the watermark passes the latest event read."""
+        return self._progress(self.watermark.finish())
+
+    def _progress(self, moved: bool) -> Progress | None:
+        if not moved:
+            return None
+        watermark = self.watermark.value
+        assert watermark is not None
+        self.seen.expire(watermark)
+        return Progress(self.shard, watermark)

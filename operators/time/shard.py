@@ -1,0 +1,134 @@
+"""A shard of a domain stage: domain state plus an event-time clock and timers.
+
+A domain (inventory, customers, ...) holds the state of many entities; the
+flow keys it by ``shard_of(entity_id)``. The shard feeds it events, and when
+the watermark reported by the upstream shards moves, fires its due timers in
+deadline order: timers fire for entities that never send another event, and
+at full replay speed exactly as live.
+
+An *ordered* shard holds items back until the watermark passes them and then
+applies items and timers together in event-time order (items by
+``(ts, event_id or order)``, an item before a timer due at the same time). Its
+domain then sees the same sequence in every run, whatever the arrival order
+across workers: the price is a delay of one watermark step. A late item (the
+watermark already passed it) is applied at once.
+
+>>> class Echo:
+...     def on_event(self, event, shard): shard.timers.schedule(event.event_id, event.ts + 10, None); return []
+...     def on_timer(self, timer, shard): return [Output("alerts", timer.key, {"at": timer.deadline})]
+...     def on_watermark(self, shard): return []
+>>> from operators.contract.events import Event
+>>> shard = DomainShard(Echo(), upstreams=1)
+>>> shard.on_event(Event("e1", "search", "clickstream", 100, {}))
+[]
+>>> shard.on_progress(Progress(0, 200))
+[Output(topic='alerts', key='e1', value={'at': 110})]
+>>> ordered = DomainShard(Echo(), upstreams=1, ordered=True)
+>>> ordered.on_event(Event("e2", "search", "clickstream", 300, {})), ordered.pending
+([], 1)
+>>> ordered.on_progress(Progress(0, 400))
+[Output(topic='alerts', key='e2', value={'at': 310})]
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any, Generic, Protocol, TypeVar
+
+from operators.contract.events import Event
+from operators.time.stream_items import Progress, Signal
+from operators.time.timers import Timer, TimerQueue
+from operators.time.watermark import UpstreamWatermark
+
+
+class Domain(Protocol):
+    """What a domain implements to live in a :class:`DomainShard`."""
+
+    def on_event(self, event: Any, shard: DomainShard[Any]) -> list[Any]:
+        """Apply one de-duplicated event (or an upstream stage's :class:`Signal`);
+        may schedule timers on ``shard.timers``."""
+        ...
+
+    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Any]:
+        """A timer's deadline has been passed by the watermark."""
+        ...
+
+    def on_watermark(self, shard: DomainShard[Any]) -> list[Any]:
+        """The watermark moved (after due timers fired): housekeeping."""
+        ...
+
+
+D = TypeVar("D", bound=Domain)
+
+
+Item = Event | Signal
+
+
+def _order(item: Item) -> str:
+    return item.event_id if isinstance(item, Event) else item.order
+
+
+class DomainShard(Generic[D]):
+    """Drives one shard's domain with items, the watermark and timers.
+
+    Outputs are :class:`Output` records for Kafka, or :class:`Signal` s for a
+    downstream stage.
+    """
+
+    def __init__(self, domain: D, upstreams: int, *, ordered: bool = False) -> None:
+        self.domain = domain
+        self.clock = UpstreamWatermark(upstreams)
+        self.timers: TimerQueue[Any] = TimerQueue()
+        self.ordered = ordered
+        self._held: list[tuple[int, str, Item]] = []
+
+    @property
+    def watermark(self) -> int | None:
+        """Event time up to which this shard has seen the whole stream (None: not yet known)."""
+        return self.clock.value
+
+    @property
+    def pending(self) -> int:
+        """Items an ordered shard holds until the watermark passes them."""
+        return len(self._held)
+
+    def is_late(self, ts: int) -> bool:
+        """True for an event time the watermark has already passed."""
+        return self.clock.is_late(ts)
+
+    def on_event(self, item: Item) -> list[Any]:
+        """Apply an item (an ordered shard holds it until the watermark passes it);
+        a timer set behind the watermark (by a late item) fires at once."""
+        if self.ordered and not self.is_late(item.ts):
+            heapq.heappush(self._held, (item.ts, _order(item), item))
+            return []
+        outputs = self.domain.on_event(item, self)
+        due = self.timers.next_deadline()
+        if due is not None and self.is_late(due):
+            outputs.extend(self._fire_due())
+        return outputs
+
+    def on_progress(self, progress: Progress) -> list[Any]:
+        """Take an upstream watermark; apply what became due."""
+        if not self.clock.report((progress.stage, progress.shard), progress.watermark):
+            return []
+        outputs = self._fire_due()
+        outputs.extend(self.domain.on_watermark(self))
+        return outputs
+
+    def _fire_due(self) -> list[Any]:
+        # Items and timers are due once the watermark has passed them (time < watermark).
+        watermark = self.clock.value
+        assert watermark is not None
+        limit = watermark - 1
+        outputs: list[Any] = []
+        held, timers, domain = self._held, self.timers, self.domain
+        while True:
+            deadline = timers.next_deadline()
+            if held and held[0][0] <= limit and (deadline is None or held[0][0] <= deadline):
+                outputs.extend(domain.on_event(heapq.heappop(held)[2], self))
+            elif deadline is not None and deadline <= limit:
+                timer = next(timers.pop_due(deadline))
+                outputs.extend(domain.on_timer(timer, self))
+            else:
+                return outputs

@@ -1,0 +1,368 @@
+"""Configuration (``channelflow.config``): the bundled file, env overrides, and errors that name their key."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channelflow import cli
+from channelflow.config import (
+    DEFAULT_CONFIG,
+    INPUT_TOPIC_KEYS,
+    OUTPUT_TOPIC_KEYS,
+    Config,
+    ConfigError,
+    Location,
+    apply_env,
+    from_mapping,
+    load_config,
+    read_toml,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def bundled_doc() -> Doc:
+    return read_toml(DEFAULT_CONFIG, "config")
+
+
+@pytest.fixture
+def doc(bundled_doc: Doc) -> Doc:
+    """A fresh deep copy of the bundled document to break."""
+    return copy.deepcopy(bundled_doc)
+
+
+def env(**overrides: str) -> dict[str, str]:
+    """An environment with only ``CHANNELFLOW_<KEY>`` overrides (never the real one)."""
+    return {f"CHANNELFLOW_{key}": value for key, value in overrides.items()}
+
+
+def config_error(build: Callable[[], object]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        build()
+    return str(caught.value)
+
+
+# -- the bundled config ----------------------------------------------------------
+
+
+def test_the_bundled_config_loads() -> None:
+    config = load_config(environ={})
+    assert isinstance(config, Config)
+    assert config.source == DEFAULT_CONFIG
+    assert config.kafka.brokers == ("127.0.0.1:9092",)
+    assert config.kafka.bootstrap == "127.0.0.1:9092"
+    assert set(config.kafka.topics) == set(INPUT_TOPIC_KEYS + OUTPUT_TOPIC_KEYS)
+    assert config.kafka.topics["inventory_updates"] == "inventory-updates"
+    assert config.kafka.input_topics == {k: k for k in INPUT_TOPIC_KEYS}
+    assert (config.kafka.topic_partitions, config.kafka.starting_offset, config.kafka.batch_size) == (4, "beginning", 1000)
+    assert (config.time.allowed_lateness_ms, config.time.idle_timeout_ms, config.time.dedupe_horizon_ms) == (
+        30_000,
+        60_000,
+        3_600_000,
+    )
+    assert config.ingest.max_event_bytes == 65536
+    assert config.flow.shards == 8 and config.flow.workers_per_process == 1
+    assert (config.flow.snapshot_interval_ms, config.flow.backup_interval_ms) == (10_000, 0)
+    assert config.flow.recovery_dir == Path("state/recovery")
+    assert config.flow.recovery_partitions == 4
+    assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9464)
+    assert config.currency == "GBP"
+    assert [loc.id for loc in config.locations] == ["W001", "W002", "S001", "S002", "S003", "S004", "S005", "S006"]
+    assert config.locations[2] == Location("S001", "store", "Europe/London", 10, time(9), time(21))
+    assert config.locations[0].opens is None
+    assert config.inventory.safety_stock == {"store": 1, "warehouse": 5}
+    assert config.inventory.safety_stock_overrides == {}
+    assert config.inventory.low_stock_threshold == 5
+    assert config.inventory.pickup_expiry_ms == 3 * 86_400_000
+
+
+def test_config_path_comes_from_argument_then_env(tmp_path: Path) -> None:
+    copy_path = tmp_path / "copy.toml"
+    copy_path.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace('"GBP"', '"EUR"'), encoding="utf-8")
+    assert load_config(environ={"CHANNELFLOW_CONFIG": str(copy_path)}).currency == "EUR"
+    assert load_config(copy_path, environ={}).source == copy_path
+    assert load_config(DEFAULT_CONFIG, environ={"CHANNELFLOW_CONFIG": str(copy_path)}).currency == "GBP"
+
+
+# -- environment overrides ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "read", "expected"),
+    [
+        ("KAFKA__BROKERS", "h1:9092,h2:9093", lambda c: c.kafka.brokers, ("h1:9092", "h2:9093")),
+        ("KAFKA__BROKERS", "h1:9092, h2:9093 ", lambda c: c.kafka.brokers, ("h1:9092", "h2:9093")),
+        ("KAFKA__BROKERS", "kafka:9092", lambda c: c.kafka.bootstrap, "kafka:9092"),
+        ("KAFKA__BROKERS", '["a:1", "b:2"]', lambda c: c.kafka.brokers, ("a:1", "b:2")),
+        ("KAFKA__BROKERS", "[::1]:9092", lambda c: c.kafka.brokers, ("[::1]:9092",)),
+        ("TIME__ALLOWED_LATENESS", "10m", lambda c: c.time.allowed_lateness_ms, 600_000),
+        ("TIME__ALLOWED_LATENESS", "500ms", lambda c: c.time.allowed_lateness_ms, 500),
+        ("TIME__IDLE_TIMEOUT", "1.5h", lambda c: c.time.idle_timeout_ms, 5_400_000),
+        ("TIME__DEDUPE_HORIZON", "90d", lambda c: c.time.dedupe_horizon_ms, 90 * 86_400_000),
+        ("TIME__DEDUPE_HORIZON", "45", lambda c: c.time.dedupe_horizon_ms, 45_000),
+        ("TIME__DEDUPE_HORIZON", "2.5", lambda c: c.time.dedupe_horizon_ms, 2_500),
+        ("INVENTORY__PICKUP_EXPIRY", " 2 d ", lambda c: c.inventory.pickup_expiry_ms, 2 * 86_400_000),
+        ("FLOW__SHARDS", "16", lambda c: c.flow.shards, 16),
+        ("INGEST__MAX_EVENT_BYTES", "1048576", lambda c: c.ingest.max_event_bytes, 1_048_576),
+        ("METRICS__PORT", "0", lambda c: c.metrics.port, 0),
+        ("METRICS__HOST", "0.0.0.0", lambda c: c.metrics.host, "0.0.0.0"),
+        ("KAFKA__STARTING_OFFSET", "end", lambda c: c.kafka.starting_offset, "end"),
+        ("KAFKA__TOPICS__POS", "pos-eu", lambda c: c.kafka.topics["pos"], "pos-eu"),
+        ("KAFKA__TOPICS__POS", "pos-eu", lambda c: c.kafka.input_topics["pos-eu"], "pos"),
+        ("KAFKA__TOPICS__DEAD_LETTERS", "dlq", lambda c: c.kafka.topics["dead_letters"], "dlq"),
+        ("KAFKA__TOPICS__POS", '"1234"', lambda c: c.kafka.topics["pos"], "1234"),  # quoted: a string
+        ("FLOW__RECOVERY_DIR", "none", lambda c: c.flow.recovery_dir, None),
+        ("FLOW__RECOVERY_DIR", "/var/lib/cf", lambda c: c.flow.recovery_dir, Path("/var/lib/cf")),
+        ("CURRENCY__CODE", "EUR", lambda c: c.currency, "EUR"),
+        ("INVENTORY__SAFETY_STOCK__STORE", "3", lambda c: c.inventory.safety_stock["store"], 3),
+        (
+            "INVENTORY__SAFETY_STOCK_OVERRIDES",
+            '[{sku = "SKU-1", location_id = "S001", units = 7}]',
+            lambda c: c.inventory.safety_stock_overrides,
+            {("SKU-1", "S001"): 7},
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_env_override(key: str, value: str, read: Callable[[Config], Any], expected: Any) -> None:
+    assert read(load_config(environ=env(**{key: value}))) == expected
+
+
+def test_env_overrides_ignore_other_variables(bundled_doc: Doc) -> None:
+    environ = {"CHANNELFLOW_CONFIG": "x", "CHANNELFLOWX__A": "1", "KAFKA__BROKERS": "x:1", "PATH": "/bin"}
+    assert apply_env(copy.deepcopy(bundled_doc), environ) == bundled_doc
+
+
+def test_env_overrides_do_not_change_other_keys(bundled_doc: Doc) -> None:
+    changed = apply_env(copy.deepcopy(bundled_doc), env(KAFKA__TOPICS__POS="pos-eu"))
+    expected = copy.deepcopy(bundled_doc)
+    expected["kafka"]["topics"]["pos"] = "pos-eu"
+    assert changed == expected
+
+
+# -- errors name their key ----------------------------------------------------------
+
+
+def _set(*path: str | int, value: Any) -> Callable[[Doc], None]:
+    def mutate(doc: Doc) -> None:
+        node: Any = doc
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = value
+
+    return mutate
+
+
+def _drop(*path: str | int) -> Callable[[Doc], None]:
+    def mutate(doc: Doc) -> None:
+        node: Any = doc
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+
+    return mutate
+
+
+BAD_DOCS: list[tuple[str, Callable[[Doc], None], str]] = [
+    ("unknown key", _set("kafka", "brokerz", value=["a:1"]), "kafka.brokerz"),
+    ("unknown nested key", _set("kafka", "topics", "orders", value="orders"), "kafka.topics.orders"),
+    ("unknown location key", _set("locations", 0, "city", value="London"), "locations[0].city"),
+    ("missing key", _drop("time", "idle_timeout"), "time.idle_timeout"),
+    ("missing topic", _drop("kafka", "topics", "alerts"), "kafka.topics.alerts"),
+    ("missing safety stock", _drop("inventory", "safety_stock", "warehouse"), "inventory.safety_stock.warehouse"),
+    ("unknown section", _set("extras", value={"a": 1}), "extras"),
+    ("missing section", _drop("metrics"), "metrics"),
+    ("section not a table", _set("time", value=5), "time"),
+    ("bad duration", _set("time", "allowed_lateness", value="soon"), "time.allowed_lateness"),
+    ("bad duration unit", _set("time", "dedupe_horizon", value="5w"), "time.dedupe_horizon"),
+    ("negative duration", _set("time", "idle_timeout", value=-1), "time.idle_timeout"),
+    ("bool duration", _set("inventory", "pickup_expiry", value=True), "inventory.pickup_expiry"),
+    ("zero snapshot", _set("flow", "snapshot_interval", value="0s"), "flow.snapshot_interval"),
+    ("int as string", _set("flow", "shards", value="8"), "flow.shards"),
+    ("int as float", _set("kafka", "batch_size", value=1.5), "kafka.batch_size"),
+    ("int as bool", _set("metrics", "port", value=True), "metrics.port"),
+    ("int too small", _set("flow", "shards", value=0), "flow.shards"),
+    ("int too large", _set("metrics", "port", value=70000), "metrics.port"),
+    ("tiny max bytes", _set("ingest", "max_event_bytes", value=10), "ingest.max_event_bytes"),
+    ("negative threshold", _set("inventory", "low_stock_threshold", value=-1), "inventory.low_stock_threshold"),
+    ("bad broker", _set("kafka", "brokers", value=["localhost"]), "kafka.brokers[0]"),
+    ("broker without port", _set("kafka", "brokers", value=["a:1", "kafka:"]), "kafka.brokers[1]"),
+    ("broker without host", _set("kafka", "brokers", value=[":9092"]), "kafka.brokers[0]"),
+    ("broker not a string", _set("kafka", "brokers", value=[9092]), "kafka.brokers[0]"),
+    ("no brokers", _set("kafka", "brokers", value=[]), "kafka.brokers"),
+    ("brokers a table", _set("kafka", "brokers", value={"a": 1}), "kafka.brokers"),
+    ("bad starting offset", _set("kafka", "starting_offset", value="middle"), "kafka.starting_offset"),
+    ("empty topic name", _set("kafka", "topics", "pos", value=""), "kafka.topics.pos"),
+    ("unknown location type", _set("locations", 1, "type", value="shop"), "locations[1].type"),
+    ("bad timezone", _set("locations", 2, "timezone", value="Mars/Olympus_Mons"), "locations[2].timezone"),
+    ("bad opening time", _set("locations", 2, "opens", value="9am"), "locations[2].opens"),
+    ("bad closing time", _set("locations", 3, "closes", value="24:00"), "locations[3].closes"),
+    ("duplicate location id", _set("locations", 3, "id", value="W001"), "locations[3].id"),
+    ("missing location id", _drop("locations", 0, "id"), "locations[0].id"),
+    ("negative priority", _set("locations", 0, "priority", value=-1), "locations[0].priority"),
+    ("no locations", _set("locations", value=[]), "locations"),
+    ("location not a table", _set("locations", 0, value="W001"), "locations[0]"),
+    ("empty currency", _set("currency", "code", value=" "), "currency.code"),
+    ("empty recovery dir", _set("flow", "recovery_dir", value=""), "flow.recovery_dir"),
+    (
+        "safety-stock override for an unknown location",
+        _set("inventory", "safety_stock_overrides", value=[{"sku": "SKU-1", "location_id": "S999", "units": 2}]),
+        "inventory.safety_stock_overrides[0].location_id",
+    ),
+    (
+        "safety-stock override with a bad key",
+        _set("inventory", "safety_stock_overrides", value=[{"sku": "SKU-1", "location": "S001", "units": 2}]),
+        "inventory.safety_stock_overrides[0].location",
+    ),
+    (
+        "safety-stock overrides not an array",
+        _set("inventory", "safety_stock_overrides", value={"sku": "SKU-1"}),
+        "inventory.safety_stock_overrides",
+    ),
+]
+
+
+@pytest.mark.parametrize(("mutate", "key"), [case[1:] for case in BAD_DOCS], ids=[case[0] for case in BAD_DOCS])
+def test_a_bad_document_names_its_key(doc: Doc, mutate: Callable[[Doc], None], key: str) -> None:
+    mutate(doc)
+    message = config_error(lambda: from_mapping(doc))
+    assert message.split(":")[0] == key, message
+
+
+def test_duplicate_topic_names_name_the_topic(doc: Doc) -> None:
+    doc["kafka"]["topics"]["alerts"] = "pos"
+    message = config_error(lambda: from_mapping(doc))
+    assert message.startswith(("kafka.topics.pos:", "kafka.topics.alerts:")), message
+    assert "'pos'" in message and "twice" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("TIME__ALLOWED_LATENESS", "soon", "time.allowed_lateness: expected a duration"),
+        ("TIME__ALLOWED_LATENESS", "-5", "time.allowed_lateness:"),
+        ("FLOW__SHARDS", "many", "flow.shards: expected an integer, got 'many'"),
+        ("FLOW__SHARDS", "0", "flow.shards: expected an integer 1..256, got 0"),
+        ("KAFKA__BATCH_SIZE", "1.5", "kafka.batch_size:"),
+        ("METRICS__PORT", "true", "metrics.port:"),
+        ("KAFKA__BROKERS", "localhost", "kafka.brokers[0]: expected 'host:port', got 'localhost'"),
+        ("KAFKA__BROKERS", "a:1,,b:2", "kafka.brokers[1]:"),
+        ("KAFKA__BROKERS", "", "kafka.brokers[0]:"),
+        ("KAFKA__BROKER", "a:1", "kafka.broker: unknown key"),
+        ("KAFKA__TOPICS__ORDERS", "orders", "kafka.topics.orders: unknown key"),
+        ("KAFKA__TOPICS__POS", "clickstream", "kafka.topics."),
+        ("KAFKA__TOPICS__POS", "1234", "kafka.topics.pos: expected a non-empty string, got 1234"),
+        ("FOO__BAR", "1", "foo: unknown section"),
+        ("KAFKA__BROKERS__HOST", "x", "CHANNELFLOW_KAFKA__BROKERS__HOST:"),
+        ("LOCATIONS__ID", "x", "CHANNELFLOW_LOCATIONS__ID:"),
+        ("INVENTORY__SAFETY_STOCK_OVERRIDES", '[{sku = "A", location_id = "X9", units = 1}]', "inventory.safety_stock_overrides[0].location_id:"),
+    ],
+    ids=lambda v: v[:40],
+)
+def test_a_bad_env_override_names_its_key(key: str, value: str, named: str) -> None:
+    message = config_error(lambda: load_config(environ=env(**{key: value})))
+    assert message.startswith(named), message
+
+
+def test_an_invalid_toml_file_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kafka\nbrokers = 1\n", encoding="utf-8")
+    message = config_error(lambda: load_config(bad, environ={}))
+    assert str(bad) in message and "not valid TOML" in message and "line 1" in message
+
+
+def test_a_missing_file_names_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    message = config_error(lambda: load_config(missing, environ={}))
+    assert message == f"config file {missing} does not exist"
+    message = config_error(lambda: load_config(environ={"CHANNELFLOW_CONFIG": str(missing)}))
+    assert str(missing) in message
+
+
+def test_a_bad_key_in_a_file_names_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace('allowed_lateness = "30s"', 'allowed_lateness = "soon"'))
+    message = config_error(lambda: load_config(bad, environ={}))
+    assert message == "time.allowed_lateness: expected a duration such as '30s', '5m', '2h' or '90d', got 'soon'"
+
+
+# -- bugs found and fixed ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400"])
+def test_an_infinite_duration_names_its_key(value: str) -> None:
+    message = config_error(lambda: load_config(environ=env(TIME__ALLOWED_LATENESS=value)))
+    assert message.startswith("time.allowed_lateness:")
+
+
+def test_a_directory_as_config_file_names_the_path(tmp_path: Path) -> None:
+    assert str(tmp_path) in config_error(lambda: load_config(tmp_path, environ={}))
+
+
+def test_a_non_utf8_config_file_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(DEFAULT_CONFIG.read_bytes().replace(b'"GBP"', b'"\xa3"'))
+    assert str(bad) in config_error(lambda: load_config(bad, environ={}))
+
+
+def test_from_mapping_does_not_change_its_input(doc: Doc) -> None:
+    before = copy.deepcopy(doc)
+    first = from_mapping(doc)
+    assert doc == before
+    assert from_mapping(doc) == first
+
+
+@pytest.mark.parametrize("broker", ["kafka:70000", "kafka:\u00b2", "kafka:\uff19\uff10\uff19\uff12"], ids=["70000", "superscript-2", "fullwidth-9092"])
+def test_a_broker_port_must_be_a_tcp_port(doc: Doc, broker: str) -> None:
+    doc["kafka"]["brokers"] = [broker]
+    assert config_error(lambda: from_mapping(doc)).startswith("kafka.brokers[0]:")
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def _bad_config(tmp_path: Path) -> Path:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace("batch_size = 1000", "batch_size = 1000\nbrokerz = 1"))
+    return bad
+
+
+def test_cli_check_config_names_the_bad_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In process, without the tool subcommands (their modules are built elsewhere)."""
+    monkeypatch.setattr(cli, "_TOOLS", {})
+    for name in [n for n in os.environ if n.startswith("CHANNELFLOW_")]:
+        monkeypatch.delenv(name)
+    assert cli.main(["--config", str(_bad_config(tmp_path)), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid config: kafka.brokerz: unknown key" in err
+    assert cli.main(["--config", str(DEFAULT_CONFIG), "check-config"]) == 0
+    assert "Config(" in capsys.readouterr().out
+
+
+def test_cli_process_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "channelflow.cli", "--config", str(_bad_config(tmp_path)), "check-config"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "kafka.brokerz" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,200 @@
+"""Unit tests of the event-time building blocks: timers, watermarks, dedupe, shards."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from operators.contract.events import Event
+from operators.time.dedupe import Deduplicator
+from operators.time.sequencer import Sequencer
+from operators.time.shard import DomainShard
+from operators.time.stream_items import Marker, Output, Progress
+from operators.time.timers import Timer, TimerQueue
+from operators.time.watermark import PartitionWatermark, UpstreamWatermark
+
+# -- TimerQueue ----------------------------------------------------------------
+
+timer_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("schedule"), st.sampled_from("abcdefgh"), st.integers(0, 100)),
+        st.tuples(st.just("cancel"), st.sampled_from("abcdefgh"), st.just(0)),
+        st.tuples(st.just("pop"), st.just(""), st.integers(0, 100)),
+    ),
+    max_size=60,
+)
+
+
+@given(timer_ops)
+def test_timer_queue_matches_a_dict_model(ops: list[tuple[str, str, int]]) -> None:
+    timers: TimerQueue[int] = TimerQueue()
+    model: dict[str, int] = {}
+    for op, key, value in ops:
+        if op == "schedule":
+            timers.schedule(key, value, value)
+            model[key] = value
+        elif op == "cancel":
+            assert timers.cancel(key) == (key in model)
+            model.pop(key, None)
+        else:
+            fired = [(t.deadline, t.key) for t in timers.pop_due(value)]
+            expected = sorted((d, k) for k, d in model.items() if d <= value)
+            assert fired == expected
+            for _, k in expected:
+                del model[k]
+        assert len(timers) == len(model)
+        assert timers.next_deadline() == (min(model.values()) if model else None)
+    restored = pickle.loads(pickle.dumps(timers))
+    assert sorted((t.deadline, t.key) for t in restored.pop_due(10**9)) == sorted((d, k) for k, d in model.items())
+
+
+def test_timers_scheduled_while_firing_fire_if_due() -> None:
+    timers: TimerQueue[str] = TimerQueue()
+    timers.schedule("a", 10, "first")
+    fired = []
+    for timer in timers.pop_due(50):
+        fired.append(timer.key)
+        if timer.key == "a":
+            timers.schedule("b", 20, "chained")
+            timers.schedule("c", 60, "later")
+    assert fired == ["a", "b"]
+    assert timers.keys() == ["c"]
+
+
+def test_rescheduling_many_times_keeps_the_heap_small() -> None:
+    timers: TimerQueue[None] = TimerQueue()
+    for i in range(10_000):
+        timers.schedule("k", i, None)
+    assert len(timers) == 1
+    assert len(timers._heap) < 200
+
+
+# -- watermarks ------------------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.sampled_from(["p0", "p1", "p2"]), st.integers(0, 10_000)), max_size=80))
+def test_partition_watermark_is_the_minimum_while_every_partition_delivers(observations: list[tuple[str, int]]) -> None:
+    wm = PartitionWatermark(lateness_ms=50, idle_timeout_ms=60_000, partitions=3)
+    latest: dict[str, int] = {}
+    previous = None
+    for now, (partition, ts) in enumerate(observations):
+        wm.observe(partition, ts, now_ms=now)  # one marker a millisecond: nobody is idle
+        latest[partition] = max(latest.get(partition, ts), ts)
+        if len(latest) < 3:
+            assert wm.value is None  # a partition not heard from may still deliver old events
+            continue
+        assert wm.value is not None
+        assert previous is None or wm.value >= previous
+        assert wm.value == max(previous or -(10**9), min(latest.values()) - 50)
+        previous = wm.value
+
+
+def test_a_quiet_partition_stops_holding_the_watermark_after_the_idle_timeout() -> None:
+    wm = PartitionWatermark(lateness_ms=0, idle_timeout_ms=1_000, partitions=2)
+    wm.observe("p0", 100, now_ms=0)
+    wm.observe("p1", 100, now_ms=0)
+    wm.observe("p0", 900, now_ms=500)
+    assert wm.value == 100  # p1 was heard from 500 ms ago: it still counts
+    wm.observe("p0", 5_000, now_ms=1_500)
+    assert wm.value == 5_000  # p1 silent for 1.5 s of wall time: idle
+    assert wm.is_late(4_999) and not wm.is_late(5_000)
+
+
+def test_a_partition_never_heard_from_counts_as_quiet_after_the_idle_timeout() -> None:
+    wm = PartitionWatermark(lateness_ms=0, idle_timeout_ms=1_000, partitions=2)
+    assert not wm.observe("p0", 100, now_ms=0)
+    assert not wm.observe("p0", 200, now_ms=1_000)
+    assert wm.observe("p0", 300, now_ms=1_001) and wm.value == 300
+
+
+def test_upstream_watermark_waits_for_every_upstream() -> None:
+    wm = UpstreamWatermark(upstreams=3)
+    assert not wm.report(0, 10) and not wm.report(1, 20)
+    assert wm.value is None
+    assert wm.report(2, 5) and wm.value == 5
+    assert not wm.report(2, 4)  # never backwards
+    assert wm.report(2, 30) and wm.value == 10
+
+
+# -- dedupe and the sequencer ------------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 5_000)), max_size=60))
+def test_deduplicator_matches_a_model_while_nothing_expires(events: list[tuple[str, int]]) -> None:
+    seen = Deduplicator(horizon_ms=10_000)
+    first: dict[str, int] = {}
+    for event_id, ts in events:
+        assert seen.is_duplicate(event_id, ts) == (event_id in first)
+        first.setdefault(event_id, ts)
+
+
+def test_deduplicator_forgets_after_the_horizon() -> None:
+    seen = Deduplicator(horizon_ms=1_000)
+    assert not seen.is_duplicate("a", 0)
+    assert seen.expire(watermark=1_000) == 0  # the horizon is inclusive
+    assert seen.is_duplicate("a", 0)
+    assert seen.expire(watermark=1_001) == 1
+    assert len(seen) == 0
+
+
+def _event(event_id: str, ts: int) -> Event:
+    return Event(event_id, "search", "clickstream", ts, {})
+
+
+def test_sequencer_flags_late_events_and_reports_progress_once() -> None:
+    seq = Sequencer(3, lateness_ms=100, idle_timeout_ms=10_000, dedupe_horizon_ms=60_000, partitions=1)
+    assert seq.advance(Marker("clickstream:0", 1_000, seen_at=0)) == Progress(3, 900)
+    assert seq.advance(Marker("clickstream:0", 1_000, seen_at=5)) is None
+    assert seq.admit(_event("e1", 899)).late
+    assert not seq.admit(_event("e2", 900)).late
+    restored = pickle.loads(pickle.dumps(seq))
+    assert restored.admit(_event("e1", 899)).duplicate
+
+
+# -- the domain shard ------------------------------------------------------------
+
+
+class Reminder:
+    """A test domain: every event sets a reminder ``delay`` ms after it, per session."""
+
+    def __init__(self, delay: int) -> None:
+        self.delay = delay
+
+    def on_event(self, event: Event, shard: DomainShard[Reminder]) -> list[Output]:
+        shard.timers.schedule(f"remind:{event.event_id}", event.ts + self.delay, event.event_id)
+        return []
+
+    def on_timer(self, timer: Timer[str], shard: DomainShard[Reminder]) -> list[Output]:
+        return [Output("alerts", timer.payload, {"deadline": timer.deadline, "watermark": shard.watermark})]
+
+    def on_watermark(self, shard: DomainShard[Reminder]) -> list[Output]:
+        return []
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(st.integers(0, 10_000), min_size=1, max_size=30),
+    st.lists(st.integers(0, 20_000), min_size=1, max_size=30),
+)
+def test_shard_fires_each_timer_once_after_the_watermark_passes(times: list[int], progress: list[int]) -> None:
+    shard = DomainShard(Reminder(delay=500), upstreams=2)
+    for i, ts in enumerate(times):
+        shard.on_event(_event(f"e{i}", ts))
+    fired: list[Output] = []
+    for step, watermark in enumerate(sorted(progress)):
+        fired += shard.on_progress(Progress(step % 2, watermark))
+        fired += shard.on_progress(Progress((step + 1) % 2, watermark))
+    final = max(progress)
+    due = sorted((ts + 500, f"e{i}") for i, ts in enumerate(times) if ts + 500 < final)
+    assert sorted((o.value["deadline"], o.key) for o in fired) == due
+    assert all(o.value["deadline"] < o.value["watermark"] for o in fired)
+
+
+def test_a_late_event_s_timer_fires_at_once_not_at_the_next_progress() -> None:
+    shard = DomainShard(Reminder(delay=500), upstreams=1)
+    shard.on_progress(Progress(0, 10_000))
+    fired = shard.on_event(_event("late", 1_000))  # deadline 1,500 is long past
+    assert [(o.key, o.value["deadline"]) for o in fired] == [("late", 1_500)]
+    assert shard.on_event(_event("on-time", 9_800)) == []  # deadline 10,300 is not
