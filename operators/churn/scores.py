@@ -30,12 +30,21 @@ from typing import Any
 from operators.churn.model import ChurnModel
 from operators.contract.dead_letter import iso_ms
 from operators.customers.signals import PROMOTIONS, Erase, Example, Retired, Snapshot
-from operators.promotions.inputs import ChurnScore
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer
 
 TOPIC = "customer_scores"
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnScore:
+    """A churn score (0..1) of one customer at event time ``ts``."""
+
+    customer_key: str
+    ts: int
+    churn_risk: float
+    cause_event_id: str
 
 
 @dataclass(frozen=True)

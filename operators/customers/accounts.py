@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 from operators.customers.book import CustomerBook, CustomerSettings
+from operators.customers.records import Erasure
 from operators.customers.signals import CHURN, CHURN_KEY, PROMOTIONS, Erase, Merge, Resolved
-from operators.promotions.inputs import Erasure
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer

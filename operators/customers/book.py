@@ -38,8 +38,8 @@ from typing import Any
 from operators.churn.features import as_vector, churn_features, from_vector, rfm
 from operators.contract.events import Event
 from operators.customers.profile import CustomerProfile
+from operators.customers.records import Activity, CustomerFacts
 from operators.customers.signals import CHURN, CHURN_KEY, PROMOTIONS, Example, Snapshot, Snapshots
-from operators.promotions.inputs import Activity, CustomerFacts
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer

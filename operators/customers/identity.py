@@ -41,6 +41,7 @@ from typing import Any
 
 from operators.contract.events import Event
 from operators.customers.book import DEVICE, LOYALTY, CustomerBook, CustomerSettings, is_scored
+from operators.customers.records import Erasure
 from operators.customers.signals import (
     CHURN,
     CHURN_KEY,
@@ -51,7 +52,6 @@ from operators.customers.signals import (
     Resolved,
     Retired,
 )
-from operators.promotions.inputs import Erasure
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Signal

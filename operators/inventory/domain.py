@@ -21,7 +21,6 @@ from operators.contract.events import Event
 from operators.inventory.ledger import ADD, EVENT_RANK, EXPIRY_RANK, SET, Entry, Key, Ledger
 from operators.inventory.routing import choose_location
 from operators.locations import Location
-from operators.promotions.inputs import StockLevel
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Output, Signal
@@ -82,6 +81,16 @@ def _stock_lines(event: Event) -> list[dict[str, Any]]:
 
 
 # -- settings ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    """A SKU's network availability after a change that crossed zero or the low-stock threshold."""
+
+    sku: str
+    ts: int
+    network_available: int
+    cause_event_id: str
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,18 @@
 """What the promotions domain receives, per canonical customer, from the stages before it.
 
 Identity stitching and the customer profile (``customers`` stage) resolve every
-event to one canonical customer and send an :class:`Activity` carrying the
-profile right after that event; the churn model sends :class:`ChurnScore`;
-inventory sends :class:`StockLevel` to every promotions shard; erasure sends
-:class:`Erasure`. Items reach a promotions shard ordered by ``(ts, id)``.
-
->>> from operators.contract.events import Event
->>> facts = CustomerFacts.unknown("loyalty:L9")
->>> facts.is_account, facts.marketing_consent
-(False, None)
->>> act = Activity(facts, Event("e1", "product_view", "clickstream", 5, {"sku": "MUG"}))
->>> act.ts, act.cause_event_id, act.customer_key
-(5, 'e1', 'loyalty:L9')
+event to one canonical customer and publish an :class:`Activity` carrying the
+profile right after that event; the churn stage publishes :class:`ChurnScore`;
+inventory publishes :class:`StockLevel` (to every promotions shard); erasure
+publishes :class:`Erasure`. Items reach a promotions shard ordered by ``(ts, id)``.
+The types belong to their producers; this module names what promotions read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from operators.contract.events import Event
+from operators.churn.scores import ChurnScore
+from operators.customers.records import CHANNELS, LOYALTY_PREFIX, Activity, CustomerFacts, Erasure
+from operators.inventory.domain import StockLevel
 
 __all__ = [
     "CHANNELS",
@@ -33,92 +26,7 @@ __all__ = [
     "StockLevel",
 ]
 
-#: Messaging channels a customer can consent to; ``till`` is the fourth promotion channel.
-CHANNELS = ("email", "push", "sms")
-#: Key prefix of a loyalty card that is not linked to an account.
-LOYALTY_PREFIX = "loyalty:"
 #: Event types that are a purchase (a conversion, a cart-abandonment cancellation).
 PURCHASE_TYPES = frozenset({"order_placed", "sale"})
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerFacts:
-    """A customer's profile as promotions see it.
-
-    ``marketing_consent`` None is unknown; ``consent_channels`` empty means
-    every channel; money is integer milli-units; ``cart`` holds
-    ``(sku, qty, unit_price_millis)`` lines.
-    """
-
-    customer_key: str
-    is_account: bool
-    marketing_consent: bool | None = None
-    consent_channels: tuple[str, ...] = ()
-    timezone: str | None = None
-    birthday: str | None = None
-    home_store: str | None = None
-    orders: int = 0
-    lifetime_value_millis: int = 0
-    last_order_ts: int | None = None
-    cart: tuple[tuple[str, int, int], ...] = ()
-
-    @classmethod
-    def unknown(cls, customer_key: str) -> CustomerFacts:
-        """Facts of a customer known only by key (e.g. a churn score before any activity)."""
-        return cls(customer_key, is_account=not customer_key.startswith(LOYALTY_PREFIX))
-
-    def cart_skus(self) -> tuple[str, ...]:
-        """SKUs in the cart, in cart order, each once."""
-        return tuple(dict.fromkeys(sku for sku, _, _ in self.cart))
-
-
-@dataclass(frozen=True, slots=True)
-class Activity:
-    """The customer's profile right after applying ``event`` (an event resolved to them)."""
-
-    facts: CustomerFacts
-    event: Event
-
-    @property
-    def customer_key(self) -> str:
-        return self.facts.customer_key
-
-    @property
-    def ts(self) -> int:
-        return self.event.ts
-
-    @property
-    def cause_event_id(self) -> str:
-        return self.event.event_id
-
-
-@dataclass(frozen=True, slots=True)
-class ChurnScore:
-    """A churn score (0..1) of one customer at event time ``ts``."""
-
-    customer_key: str
-    ts: int
-    churn_risk: float
-    cause_event_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class StockLevel:
-    """A SKU's network availability after a change that crossed zero or the low-stock threshold."""
-
-    sku: str
-    ts: int
-    network_available: int
-    cause_event_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Erasure:
-    """Forget this customer entirely."""
-
-    customer_key: str
-    ts: int
-    cause_event_id: str
-
 
 PromotionInput = Activity | ChurnScore | StockLevel | Erasure
