@@ -171,8 +171,8 @@ def promotions_bench(n_events: int, customers: int) -> int:
     from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
     from flows.local import LocalFlow
     from flows.main import domain_specs
+    from flows.topology import PROMOTIONS
     from operators.contract.events import event_of
-    from operators.customers.signals import PROMOTIONS
     from operators.promotions.domain import OUTCOMES
 
     config = load_config()

@@ -37,12 +37,12 @@ from channelflow.simulator import SimulationSettings, simulate  # noqa: E402
 from channelflow.uci import DEFAULT_CSV, events_from_csv  # noqa: E402
 from flows.customer_wiring import customer_profiles, customer_specs  # noqa: E402
 from flows.local import LocalFlow  # noqa: E402
+from flows.topology import CHURN  # noqa: E402
 from operators.churn.features import churn_features  # noqa: E402
 from operators.churn.model import MODELS  # noqa: E402
 from operators.contract.events import Event, event_of  # noqa: E402
 from operators.customers.book import LOYALTY, is_scored  # noqa: E402
 from operators.customers.profile import CustomerProfile  # noqa: E402
-from operators.customers.signals import CHURN  # noqa: E402
 from operators.time.units import DAY_MS  # noqa: E402
 
 UCI_CUTOFF = int(datetime(2011, 9, 9, tzinfo=timezone.utc).timestamp() * 1000)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from flows import metrics
 from flows.config import Config
 from flows.domain_spec import DomainSpec
+from flows.topology import ANOMALY, READS
 from operators.anomalies.detectors import DetectorParams
 from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
 from operators.time.stream_items import Output
@@ -73,9 +74,10 @@ def anomaly_spec(config: Config) -> DomainSpec:
     shards = config.flow.shards
     observer = AnomalyMetrics(loc.id for loc in config.locations if loc.type == "store")
     return DomainSpec(
-        "anomaly",
+        ANOMALY,
         anomaly_shards,
         lambda shard: Anomalies(settings, shard, shards),
         observer.observe_shard,
         observer.observe_output,
+        reads=READS[ANOMALY],
     )

@@ -18,29 +18,28 @@ from flows.config import Config
 from flows.domain_spec import DomainSpec
 from flows.local import LocalFlow
 from flows.steps import route_signal
+from flows.topology import CHURN, CUSTOMERS, IDENTITY, PUBLISHES, READS
 from operators.churn.scores import ChurnScores, ScoreSettings
 from operators.customers.accounts import Customers
 from operators.customers.book import CustomerBook, CustomerSettings
 from operators.customers.identity import Identity, identity_shards
 from operators.customers.profile import CustomerProfile
-from operators.customers.signals import CHURN, CUSTOMERS, IDENTITY
 from operators.time.stream_items import Output
 
 
-def customer_settings(config: Config, promotions: bool = False) -> CustomerSettings:
+def customer_settings(config: Config) -> CustomerSettings:
     return CustomerSettings(
         horizon_ms=config.churn.horizon_ms,
         tick_ms=config.churn.tick_ms,
         device_ttl_ms=config.customers.device_ttl_ms,
         recent_views=config.customers.recent_views,
         tiers=config.customers.tiers,
-        promotions=promotions,
     )
 
 
-def score_settings(config: Config, promotions: bool = False) -> ScoreSettings:
+def score_settings(config: Config) -> ScoreSettings:
     churn = config.churn
-    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing, promotions)
+    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing)
 
 
 class CustomerMetrics:
@@ -87,10 +86,10 @@ def customer_profiles(flow: LocalFlow) -> dict[str, CustomerProfile]:
     return found
 
 
-def customer_specs(config: Config, promotions: bool = False) -> list[DomainSpec]:
-    """The identity, customers and churn stages; with ``promotions``, they also feed a promotions stage."""
-    settings, shards = customer_settings(config, promotions), config.flow.shards
-    scoring = score_settings(config, promotions)
+def customer_specs(config: Config) -> list[DomainSpec]:
+    """The identity, customers and churn stages."""
+    settings, shards = customer_settings(config), config.flow.shards
+    scoring = score_settings(config)
     observed = CustomerMetrics()
     return [
         DomainSpec(
@@ -98,6 +97,8 @@ def customer_specs(config: Config, promotions: bool = False) -> list[DomainSpec]
             identity_shards,
             lambda shard: Identity(settings, shard, shards),
             observed.observe_identity,
+            reads=READS[IDENTITY],
+            publishes=PUBLISHES[IDENTITY],
             ordered=True,
         ),
         DomainSpec(
@@ -105,7 +106,8 @@ def customer_specs(config: Config, promotions: bool = False) -> list[DomainSpec]
             route_signal,
             lambda _shard: Customers(settings),
             observed.observe_customers,
-            inputs=(IDENTITY,),
+            reads=READS[CUSTOMERS],
+            publishes=PUBLISHES[CUSTOMERS],
             ordered=True,
         ),
         DomainSpec(
@@ -114,7 +116,8 @@ def customer_specs(config: Config, promotions: bool = False) -> list[DomainSpec]
             lambda _shard: ChurnScores(scoring),
             observed.observe_churn,
             observed.observe_score,
-            inputs=(IDENTITY, CUSTOMERS),
+            reads=READS[CHURN],
+            publishes=PUBLISHES[CHURN],
             shards=1,
             ordered=True,
         ),

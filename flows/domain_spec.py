@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flows.topology import EVENTS, PUBLISHES, SEQUENCE
 from operators.time.shard import Domain
 from operators.time.stream_items import Output
 
@@ -16,9 +17,10 @@ class DomainSpec:
     its shards, how to build one shard's domain state, and optional metric hooks
     (on a shard after its watermark moved, on each output record).
 
-    ``inputs`` names the stages it reads: ``"sequence"`` (the de-duplicated
-    events) and/or earlier domains, whose :class:`Signal` s addressed to it it
-    receives. ``shards`` defaults to ``flow.shards``; ``ordered`` applies items
+    ``reads`` names the streams it reads (``EVENTS``: the de-duplicated input
+    events; others: :class:`Signal` streams of earlier stages) and
+    ``publishes`` the streams its domain emits (see ``flows/topology.py``).
+    ``shards`` defaults to ``flow.shards``; ``ordered`` applies items
     in event-time order (see :class:`operators.time.shard.DomainShard`).
     """
 
@@ -27,6 +29,30 @@ class DomainSpec:
     make: Callable[[int], Domain]
     observe_shard: Callable[[int, Any], None] | None = None
     observe_output: Callable[[Output], None] | None = None
-    inputs: tuple[str, ...] = ("sequence",)
+    reads: tuple[str, ...] = (EVENTS,)
+    publishes: tuple[str, ...] = ()
     shards: int | None = None
     ordered: bool = False
+
+
+def upstreams(specs: list[DomainSpec]) -> dict[str, tuple[str, ...]]:
+    """For each stage, the stages before it that publish what it reads (``sequence`` included).
+
+    >>> from flows.topology import EVENTS
+    >>> probe = DomainSpec("probe", lambda item, shards: [0], lambda shard: None)
+    >>> upstreams([probe])
+    {'probe': ('sequence',)}
+    """
+    published: list[tuple[str, tuple[str, ...]]] = [(SEQUENCE, PUBLISHES[SEQUENCE])]
+    found: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        found[spec.name] = tuple(stage for stage, streams in published if set(streams) & set(spec.reads))
+        if not found[spec.name]:
+            raise ValueError(f"stage {spec.name!r} reads {spec.reads}, which no stage before it publishes")
+        published.append((spec.name, spec.publishes))
+    return found
+
+
+def read_streams(specs: list[DomainSpec]) -> frozenset[str]:
+    """Every stream some stage reads; the others are dropped where they are produced."""
+    return frozenset(stream for spec in specs for stream in spec.reads)

@@ -1,12 +1,20 @@
-"""Inventory in the flow: its settings from config, and its metrics."""
+"""Inventory in the flow: its stage, its settings from config, and its metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from flows import metrics
 from flows.config import Config
-from operators.inventory.domain import Inventory, InventoryHealth, InventorySettings
+from flows.domain_spec import DomainSpec
+from flows.topology import INVENTORY, PUBLISHES, READS
+from operators.inventory.domain import (
+    Inventory,
+    InventoryHealth,
+    InventorySettings,
+    inventory_shards,
+)
 from operators.time.stream_items import Output
 
 
@@ -59,3 +67,21 @@ class InventoryMetrics:
         elif record == "expiry":
             _, kind = self._label(output.value["location_id"])
             metrics.RESERVATION_EXPIRIES.labels(kind).inc()
+
+
+def inventory_spec(config: Config, *, stock_signals: bool = False) -> DomainSpec:
+    """The ``inventory`` stage, sharded by SKU; ``stock_signals`` when a stage reads its stock levels."""
+    settings = replace(inventory_settings(config), stock_signals=stock_signals)
+    shards = config.flow.shards
+    observed = InventoryMetrics({loc.id: loc.type for loc in config.locations})
+    return DomainSpec(
+        INVENTORY,
+        inventory_shards,
+        lambda shard: Inventory(settings, shard, shards),
+        observed.observe_shard,
+        observed.observe_output,
+        reads=READS[INVENTORY],
+        publishes=PUBLISHES[INVENTORY],
+        # Ordered, so the stock levels it publishes follow event time, not arrival order.
+        ordered=True,
+    )

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flows.domain_spec import DomainSpec
+from flows.domain_spec import DomainSpec, upstreams
+from flows.topology import EVENTS, SEQUENCE
 from operators.contract.events import Event
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Progress, Signal
@@ -34,15 +35,19 @@ class LocalFlow:
 
     def __init__(self, specs: list[DomainSpec], shards: int) -> None:
         self.specs = specs
-        self.sizes = {"sequence": 1} | {spec.name: spec.shards or shards for spec in specs}
+        self.inputs = upstreams(specs)
+        self.sizes = {SEQUENCE: 1} | {spec.name: spec.shards or shards for spec in specs}
         self.shards: dict[str, list[DomainShard[Any]]] = {
             spec.name: [
-                DomainShard(spec.make(k), sum(self.sizes[s] for s in spec.inputs), ordered=spec.ordered)
+                DomainShard(spec.make(k), sum(self.sizes[s] for s in self.inputs[spec.name]), ordered=spec.ordered)
                 for k in range(self.sizes[spec.name])
             ]
             for spec in specs
         }
-        self._by_name = {spec.name: spec for spec in specs}
+        self._readers: dict[str, list[DomainSpec]] = {}
+        for spec in specs:
+            for stream in spec.reads:
+                self._readers.setdefault(stream, []).append(spec)
         self.outputs: list[Output] = []
 
     def domains(self, stage: str) -> list[Any]:
@@ -51,10 +56,9 @@ class LocalFlow:
 
     def push(self, event: Event) -> None:
         """Feed one de-duplicated event to the stages that read the event stream."""
-        for spec in self.specs:
-            if "sequence" in spec.inputs:
-                for k in spec.routes(event, self.sizes[spec.name]):
-                    self._dispatch(self.shards[spec.name][k].on_event(event))
+        for spec in self._readers.get(EVENTS, ()):
+            for k in spec.routes(event, self.sizes[spec.name]):
+                self._dispatch(self.shards[spec.name][k].on_event(event))
 
     def run(self, events: Iterable[Event], *, watermark_every: int = 1_000, lateness_ms: int = 0) -> None:
         """Push ``events`` (in arrival order), advancing the watermark to the latest
@@ -72,7 +76,7 @@ class LocalFlow:
         """Move every stage's watermark to ``watermark``, upstream stages first."""
         for spec in self.specs:
             for shard in self.shards[spec.name]:
-                for stage in spec.inputs:
+                for stage in self.inputs[spec.name]:
                     for k in range(self.sizes[stage]):
                         self._dispatch(shard.on_progress(Progress(k, watermark, stage)))
 
@@ -81,6 +85,6 @@ class LocalFlow:
             if isinstance(item, Output):
                 self.outputs.append(item)
             elif isinstance(item, Signal):
-                spec = self._by_name[item.to]
-                for k in spec.routes(item, self.sizes[spec.name]):
-                    self._dispatch(self.shards[spec.name][k].on_event(item))
+                for spec in self._readers.get(item.stream, ()):
+                    for k in spec.routes(item, self.sizes[spec.name]):
+                        self._dispatch(self.shards[spec.name][k].on_event(item))

@@ -23,8 +23,7 @@ Bytewax's own runner: ``python -m bytewax.run channelflow.pipeline:flow``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import operators as kop
@@ -35,33 +34,23 @@ from flows import steps
 from flows.anomaly_wiring import anomaly_spec
 from flows.config import Config
 from flows.customer_wiring import customer_specs
-from flows.domain_spec import DomainSpec
-from flows.inventory_wiring import InventoryMetrics, inventory_settings
+from flows.domain_spec import DomainSpec, read_streams, upstreams
+from flows.inventory_wiring import inventory_spec
 from flows.promotion_wiring import promotion_spec
-from operators.inventory.domain import Inventory, inventory_shards
+from flows.topology import READS, SEQUENCE
+from operators.inventory.domain import STOCK_LEVELS
 from operators.promotions.rules import PromotionSettings
 from operators.time.stream_items import Output
 
 
 def domain_specs(config: Config, promotions: PromotionSettings) -> list[DomainSpec]:
-    """The domains of the flow, in the order their steps are added."""
-    shards = config.flow.shards
-    rules = promotions
-    settings = replace(inventory_settings(config), stock_signals=True)
-    inventory_metrics = InventoryMetrics({loc.id: loc.type for loc in config.locations})
+    """Every stage of the flow, in the order their steps are added (edges: ``flows/topology.py``)."""
+    read = {stream for streams in READS.values() for stream in streams}
     return [
-        DomainSpec(
-            "inventory",
-            inventory_shards,
-            lambda shard: Inventory(settings, shard, shards),
-            inventory_metrics.observe_shard,
-            inventory_metrics.observe_output,
-            # Ordered, so the stock levels it tells promotions follow event time, not arrival order.
-            ordered=True,
-        ),
-        *customer_specs(config, promotions=True),
+        inventory_spec(config, stock_signals=STOCK_LEVELS in read),
+        *customer_specs(config),
         anomaly_spec(config),
-        promotion_spec(rules, shards),
+        promotion_spec(promotions, config.flow.shards),
     ]
 
 
@@ -96,9 +85,10 @@ def build_flow(
         "decode", source.oks, steps.Decoder(input_topics, shards, config.ingest.max_event_bytes)
     )
     split = op.branch("split_rejected", decoded, steps.is_output)
+    to_sequence = cast("Stream[tuple[str, tuple[int, Any]]]", split.falses)  # what is not an Output is keyed
     sequenced = op.stateful(
         "sequence",
-        split.falses,
+        to_sequence,
         steps.Sequence(
             config.time.allowed_lateness_ms,
             config.time.idle_timeout_ms,
@@ -108,20 +98,23 @@ def build_flow(
         ),
     )
     outputs: list[Stream[Output]] = [split.trues, errors]
-    specs = domains
-    stages: dict[str, tuple[Stream[Any], int]] = {"sequence": (sequenced, shards)}
-    feeding = {name for spec in specs for name in spec.inputs}
-    for spec in specs:
+    stages: dict[str, tuple[Stream[Any], int]] = {SEQUENCE: (sequenced, shards)}
+    inputs_of = upstreams(domains)
+    feeding = {name for names in inputs_of.values() for name in names}
+    listened = read_streams(domains)
+    for spec in domains:
         stage_shards = spec.shards or shards
-        inputs = [stages[name][0] for name in spec.inputs]
-        source = inputs[0] if len(inputs) == 1 else op.merge(f"{spec.name}_in", *inputs)
-        routed = op.flat_map(f"route_{spec.name}", source, steps.Route(spec.name, stage_shards, spec.routes))
+        inputs = [stages[name][0] for name in inputs_of[spec.name]]
+        stage_in = inputs[0] if len(inputs) == 1 else op.merge(f"{spec.name}_in", *inputs)
+        route = steps.Route(spec.name, stage_shards, spec.routes, frozenset(spec.reads))
+        routed = op.flat_map(f"route_{spec.name}", stage_in, route)
         run = steps.RunDomain(
             spec.make,
-            upstreams=sum(stages[name][1] for name in spec.inputs),
+            upstreams=sum(stages[name][1] for name in inputs_of[spec.name]),
             observe_shard=spec.observe_shard,
             ordered=spec.ordered,
             stage=spec.name if spec.name in feeding else None,
+            listened=listened,
         )
         results = op.stateful_flat_map(spec.name, routed, run)
         if spec.name in feeding:

@@ -14,14 +14,12 @@ from collections import Counter
 
 from flows import metrics
 from flows.domain_spec import DomainSpec
+from flows.topology import PROMOTIONS, READS
 from operators.contract.money import from_millis
-from operators.customers.signals import CHURN, CUSTOMERS, IDENTITY, PROMOTIONS
 from operators.promotions.attribution import group_of, uplift
 from operators.promotions.domain import Promotions, promotions_shards
 from operators.promotions.rules import PromotionSettings
 from operators.time.stream_items import Signal
-
-INVENTORY = "inventory"
 
 
 def route_promotion(signal: Signal, shards: int) -> set[int]:
@@ -70,7 +68,7 @@ def promotion_spec(settings: PromotionSettings, shards: int) -> DomainSpec:
         route_promotion,
         lambda shard: Promotions(settings, shard, shards),
         observed.observe_shard,
-        inputs=(INVENTORY, IDENTITY, CUSTOMERS, CHURN),
+        reads=READS[PROMOTIONS],
         ordered=True,
     )
 

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
 from bytewax.operators import StatefulLogic
 
 from flows import metrics
+from flows.topology import EVENTS
 from operators.contract.dead_letter import dead_letter
 from operators.contract.events import Event, Rejection, parse
 from operators.contract.kpis import kpi_of
@@ -116,7 +117,7 @@ def kafka_error(topics: Mapping[str, str]) -> Callable[[KafkaError[bytes | None,
     return to_dead_letter
 
 
-def is_output(item: Any) -> bool:
+def is_output(item: Any) -> TypeGuard[Output]:
     return isinstance(item, Output)
 
 
@@ -235,12 +236,13 @@ def _kpi_counters(kind: str, channel: str, store: str) -> tuple[Any, Any]:
 
 @dataclass(frozen=True)
 class Route:
-    """``flat_map`` step: send events (or signals addressed to this stage) to their
-    domain shards, progress to every shard."""
+    """``flat_map`` step: send events and signals of the streams this stage
+    ``reads`` to their domain shards, progress to every shard."""
 
     stage: str
     shards: int
     routes: Callable[[Any, int], Iterable[int]]
+    reads: frozenset[str] = frozenset({EVENTS})
 
     @cached_property
     def keys(self) -> tuple[str, ...]:
@@ -252,7 +254,7 @@ class Route:
         keys = self.keys
         if isinstance(item, Progress):
             return [(keys[k], (k, item)) for k in range(self.shards)]
-        if isinstance(item, Signal) and item.to != self.stage:
+        if isinstance(item, Signal) and item.stream not in self.reads:
             return []
         return [(keys[k], (k, item)) for k in self.routes(item, self.shards)]
 
@@ -267,7 +269,8 @@ class RunDomain:
     """``stateful_flat_map`` step over :class:`DomainShard` s of one domain.
 
     With ``stage`` set, a shard whose watermark moved tells the stages
-    downstream with a :class:`Progress` after its outputs.
+    downstream with a :class:`Progress` after its outputs. Signals on streams
+    no stage reads (not in ``listened``) are dropped here.
     """
 
     make_domain: Callable[[int], Domain]
@@ -275,6 +278,7 @@ class RunDomain:
     observe_shard: Callable[[int, Any], None] | None = None
     ordered: bool = False
     stage: str | None = None
+    listened: frozenset[str] = frozenset()
 
     def __call__(
         self, state: DomainShard[Any] | None, value: tuple[int, StageItem]
@@ -284,7 +288,7 @@ class RunDomain:
             state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
         if isinstance(item, Progress):
             before = state.watermark
-            outputs = state.on_progress(item)
+            outputs = self._heard(state.on_progress(item))
             # Most progress records do not move the minimum; act only when it moved.
             if state.watermark != before:
                 if self.observe_shard is not None:
@@ -292,7 +296,11 @@ class RunDomain:
                 if self.stage is not None:
                     outputs.append(Progress(shard, state.watermark, self.stage))  # type: ignore[arg-type]
             return state, outputs
-        return state, state.on_event(item)
+        return state, self._heard(state.on_event(item))
+
+    def _heard(self, items: list[Any]) -> list[Any]:
+        listened = self.listened
+        return [item for item in items if not isinstance(item, Signal) or item.stream in listened]
 
 
 def unkey(keyed: tuple[str, Any]) -> Any:

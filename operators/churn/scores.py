@@ -16,9 +16,9 @@ customer's last score and confirms on ``customer-scores`` with ``erased: true``.
 >>> stage = ChurnScores(ScoreSettings("logistic", score_change=0.05, at_risk=0.5, lapsing=0.8))
 >>> rfm = {"recency_days": 3.0, "frequency": 2, "monetary": 40.0}
 >>> ask = Snapshot("C1", {"log_recency_days": 1.4}, rfm, "bronze", "e9")
->>> [o.value["churn_risk"] for o in stage.on_event(Signal("churn", "model", 5, "a", ask), None)]
+>>> [o.value["churn_risk"] for o in stage.on_event(Signal("customer_snapshots", "model", 5, "a", ask), None) if isinstance(o, Output)]
 [0.5]
->>> stage.on_event(Signal("churn", "model", 6, "b", ask), None)  # unchanged: not published again
+>>> [o for o in stage.on_event(Signal("customer_snapshots", "model", 6, "b", ask), None) if isinstance(o, Output)]  # unchanged: not published again
 []
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 
 from operators.churn.model import ChurnModel
 from operators.contract.dead_letter import iso_ms
-from operators.customers.signals import PROMOTIONS, Erase, Example, Retired, Snapshot
+from operators.customers.signals import Erase, Example, Retired, Snapshot
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer
@@ -47,6 +47,10 @@ class ChurnScore:
     cause_event_id: str
 
 
+#: The stream of every score (:class:`ChurnScore`), keyed by customer.
+CHURN_SCORES = "churn_scores"
+
+
 @dataclass(frozen=True)
 class ScoreSettings:
     """``[churn]`` settings the churn stage uses."""
@@ -55,8 +59,6 @@ class ScoreSettings:
     score_change: float
     at_risk: float
     lapsing: float
-    #: Send every score to the promotions stage (for churn-risk triggers).
-    promotions: bool = False
 
 
 class ChurnScores:
@@ -94,9 +96,8 @@ class ChurnScores:
         risk = round(self.model.predict_proba_one(snapshot.features), 4)
         segment = self.segment(risk)
         out: list[Output | Signal] = []
-        if self.settings.promotions:
-            score = ChurnScore(key, ts, risk, snapshot.cause_event_id)
-            out.append(Signal(PROMOTIONS, key, ts, f"{order}:risk", score))
+        # Every score is published; customer-scores gets only material moves.
+        out.append(Signal(CHURN_SCORES, key, ts, f"{order}:risk", ChurnScore(key, ts, risk, snapshot.cause_event_id)))
         last = self.published.get(key)
         if last is not None and abs(risk - last[0]) < self.settings.score_change and segment == last[1]:
             return out

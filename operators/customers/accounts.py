@@ -12,11 +12,11 @@ labels) and tells the churn stage what to score and learn.
 >>> customers = Customers(CustomerSettings(90, 7, 30, 5, (("bronze", 0),)))
 >>> shard = DomainShard(customers, upstreams=1)
 >>> consent = Event("e1", "consent_changed", "customers", 1, {"customer_id": "C1", "marketing": True})
->>> customers.on_event(Signal("customers", "C1", 1, "e1", Resolved("C1", consent)), shard)
+>>> customers.on_event(Signal("customer_events", "C1", 1, "e1", Resolved("C1", consent)), shard)
 []
 >>> customers.book.profiles["C1"].marketing_consent
 True
->>> [s.body for s in customers.on_event(Signal("customers", "C1", 2, "e2", Erase("C1", "e2")), shard)]
+>>> [s.body for s in customers.on_event(Signal("customer_events", "C1", 2, "e2", Erase("C1", "e2")), shard)]
 [Erase(customer_id='C1', cause_event_id='e2')]
 >>> customers.book.profiles
 {}
@@ -28,7 +28,14 @@ from typing import Any
 
 from operators.customers.book import CustomerBook, CustomerSettings
 from operators.customers.records import Erasure
-from operators.customers.signals import CHURN, CHURN_KEY, PROMOTIONS, Erase, Merge, Resolved
+from operators.customers.signals import (
+    CUSTOMER_ERASURES,
+    CUSTOMER_SNAPSHOTS,
+    SNAPSHOT_KEY,
+    Erase,
+    Merge,
+    Resolved,
+)
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
@@ -53,11 +60,11 @@ class Customers:
             return [self.book.snapshot(body.customer_id, signal.ts, signal.order)]
         if isinstance(body, Erase):
             self.book.erase(body.customer_id)
-            signals = [Signal(CHURN, CHURN_KEY, signal.ts, signal.order, body)]
-            if self.book.settings.promotions:
-                forget = Erasure(body.customer_id, signal.ts, body.cause_event_id)
-                signals.append(Signal(PROMOTIONS, body.customer_id, signal.ts, signal.order, forget))
-            return signals
+            forget = Erasure(body.customer_id, signal.ts, body.cause_event_id)
+            return [
+                Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, signal.ts, signal.order, body),
+                Signal(CUSTOMER_ERASURES, body.customer_id, signal.ts, signal.order, forget),
+            ]
         raise TypeError(f"customers stage got {body!r}")
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Signal]:

@@ -39,7 +39,14 @@ from operators.churn.features import as_vector, churn_features, from_vector, rfm
 from operators.contract.events import Event
 from operators.customers.profile import CustomerProfile
 from operators.customers.records import Activity, CustomerFacts
-from operators.customers.signals import CHURN, CHURN_KEY, PROMOTIONS, Example, Snapshot, Snapshots
+from operators.customers.signals import (
+    CUSTOMER_ACTIVITY,
+    CUSTOMER_SNAPSHOTS,
+    SNAPSHOT_KEY,
+    Example,
+    Snapshot,
+    Snapshots,
+)
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
@@ -58,8 +65,6 @@ class CustomerSettings:
     device_ttl_ms: int
     recent_views: int
     tiers: tuple[tuple[str, int], ...]
-    #: Tell the promotions stage each scored customer's activity (with their profile facts).
-    promotions: bool = False
 
 
 def is_scored(key: str) -> bool:
@@ -101,9 +106,8 @@ class CustomerBook:
         if not is_scored(key):
             return []
         signals = []
-        if self.settings.promotions:
-            activity = Activity(self.facts(key), event)
-            signals.append(Signal(PROMOTIONS, key, event.ts, f"{event.event_id}:act:{key}", activity))
+        activity = Activity(self.facts(key), event)
+        signals.append(Signal(CUSTOMER_ACTIVITY, key, event.ts, f"{event.event_id}:act:{key}", activity))
         if event.type in PURCHASES:
             for tick_ts, snapshots in self.pending.items():
                 if tick_ts < event.ts and key in snapshots:
@@ -112,7 +116,7 @@ class CustomerBook:
         return signals
 
     def facts(self, key: str) -> CustomerFacts:
-        """What the promotions stage needs to know of ``key``'s profile."""
+        """What ``key``'s profile publishes with each activity."""
         p = self.profiles[key]
         cart = tuple((sku, qty, price) for sku, (qty, price) in p.cart.items())
         return CustomerFacts(
@@ -127,7 +131,7 @@ class CustomerBook:
             key, churn_features(profile, now), rfm(profile, now), profile.tier(self.settings.tiers),
             profile.last_event_id or "",
         )  # fmt: skip
-        return Signal(CHURN, CHURN_KEY, now, order, body)
+        return Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, now, order, body)
 
     # -- moving and forgetting customers ---------------------------------------------
 
@@ -198,7 +202,7 @@ class CustomerBook:
         matured = self.pending.pop(tick, {})
         ts = tick + self.settings.horizon_ms
         return [
-            Signal(CHURN, CHURN_KEY, ts, f"label:{tick}:{key}", Example(key, from_vector(vector), not bought, tick))
+            Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, ts, f"label:{tick}:{key}", Example(key, from_vector(vector), not bought, tick))
             for key, (vector, bought) in sorted(matured.items())
         ]
 

@@ -43,10 +43,10 @@ from operators.contract.events import Event
 from operators.customers.book import DEVICE, LOYALTY, CustomerBook, CustomerSettings, is_scored
 from operators.customers.records import Erasure
 from operators.customers.signals import (
-    CHURN,
-    CHURN_KEY,
-    CUSTOMERS,
-    PROMOTIONS,
+    CUSTOMER_ERASURES,
+    CUSTOMER_EVENTS,
+    CUSTOMER_SNAPSHOTS,
+    SNAPSHOT_KEY,
     Erase,
     Merge,
     Resolved,
@@ -144,12 +144,12 @@ class Identity:
         self._keep_device(alias, event.ts, shard)
         profile, snapshots = self.book.release(alias)
         merge = Merge(account, alias, profile, snapshots, event.event_id)
-        signals = [Signal(CUSTOMERS, account, event.ts, f"{event.event_id}:merge:{alias}", merge)]
+        signals = [Signal(CUSTOMER_EVENTS, account, event.ts, f"{event.event_id}:merge:{alias}", merge)]
         if is_scored(alias):
-            signals.append(Signal(CHURN, CHURN_KEY, event.ts, f"{event.event_id}:retire:{alias}", Retired(alias)))
-            if self.book.settings.promotions:  # the card's own promotion state ends; the account's goes on
-                forget = Erasure(alias, event.ts, event.event_id)
-                signals.append(Signal(PROMOTIONS, alias, event.ts, f"{event.event_id}:retire:{alias}", forget))
+            order = f"{event.event_id}:retire:{alias}"
+            signals.append(Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, event.ts, order, Retired(alias)))
+            # The card's own customer ends here (its history goes on as the account's).
+            signals.append(Signal(CUSTOMER_ERASURES, alias, event.ts, order, Erasure(alias, event.ts, event.event_id)))
         return signals
 
     def _keep_device(self, key: str, ts: int, shard: DomainShard[Any]) -> None:
@@ -158,7 +158,7 @@ class Identity:
             shard.timers.schedule(_TTL + key, ts + self.book.settings.device_ttl_ms, None)
 
     def _resolved(self, account: str, event: Event, order: str | None = None) -> Signal:
-        return Signal(CUSTOMERS, account, event.ts, order or event.event_id, Resolved(account, event))
+        return Signal(CUSTOMER_EVENTS, account, event.ts, order or event.event_id, Resolved(account, event))
 
     def _erase(self, event: Event, shard: DomainShard[Any]) -> list[Signal]:
         account = event.body["customer_id"]
@@ -168,4 +168,4 @@ class Identity:
         shard.timers.forget([_TTL + alias for alias in aliases])
         if shard_of(account, self.shards) != self.shard:
             return []
-        return [Signal(CUSTOMERS, account, event.ts, event.event_id, Erase(account, event.event_id))]
+        return [Signal(CUSTOMER_EVENTS, account, event.ts, event.event_id, Erase(account, event.event_id))]

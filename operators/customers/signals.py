@@ -1,9 +1,12 @@
-"""What the customer stages tell each other (bodies of :class:`~operators.time.stream_items.Signal` s).
+"""The streams the customer stages publish (bodies of :class:`~operators.time.stream_items.Signal` s).
 
-identity → customers: :class:`Resolved` events, :class:`Merge` of an alias's
-profile at link time, :class:`Erase`. identity and customers → churn:
-:class:`Snapshot` (score this customer now), :class:`Example` (a matured,
-labelled snapshot to learn), :class:`Retired` (a linked alias), :class:`Erase`.
+* ``CUSTOMER_EVENTS`` (identity, keyed by account): :class:`Resolved` events,
+  :class:`Merge` of an alias's profile at link time, :class:`Erase`.
+* ``CUSTOMER_SNAPSHOTS`` (identity and customers, one key): :class:`Snapshot`
+  (score this customer now), :class:`Example` (a matured, labelled snapshot to
+  learn), :class:`Retired` (a linked alias), :class:`Erase`.
+* ``CUSTOMER_ACTIVITY`` and ``CUSTOMER_ERASURES`` (keyed by customer): see
+  :mod:`operators.customers.records`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from dataclasses import dataclass
 from operators.contract.events import Event
 from operators.customers.profile import CustomerProfile
 
-#: Stage names, as the flow wires them.
-IDENTITY, CUSTOMERS, CHURN, PROMOTIONS = "identity", "customers", "churn", "promotions"
-#: The churn stage has a single shard: one model.
-CHURN_KEY = "model"
+#: Stream names.
+CUSTOMER_EVENTS = "customer_events"
+CUSTOMER_SNAPSHOTS = "customer_snapshots"
+CUSTOMER_ACTIVITY = "customer_activity"
+CUSTOMER_ERASURES = "customer_erasures"
+#: Every snapshot and example has this key: one model learns from all of them.
+SNAPSHOT_KEY = "model"
 
 #: Pending churn snapshots of one customer: tick time -> [feature vector, purchased since].
 Snapshots = dict[int, list]

@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 TOPIC = "inventory_updates"
-PROMOTIONS = "promotions"
+#: The stream of network availability crossings (:class:`StockLevel`), keyed by SKU.
+STOCK_LEVELS = "stock_levels"
 LOCATION_TYPES = ("store", "warehouse")
 
 SKU_EVENTS = frozenset({"stock_received", "stock_adjusted", "stock_counted", "transfer"})
@@ -112,7 +113,8 @@ class InventorySettings:
     ship_from: tuple[str, ...] = ()
     unknown_location_type: str = "store"
     order_retention_ms: int = 3_600_000
-    #: Send a SKU's network availability to the promotions stage when it crosses zero or the low threshold.
+    #: Publish ``STOCK_LEVELS``: a SKU's network availability when it crosses zero or the low threshold
+    #: (off when nobody reads it: it keeps per-SKU network totals).
     stock_signals: bool = False
     _types: dict[str, str] = field(init=False, repr=False, compare=False)
     _ranking: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
@@ -297,12 +299,15 @@ class Inventory:
         """Sum of the positive availability of ``sku`` over all locations (kept up to date)."""
         return self._network[sku]
 
+    def _outs_and_lows(self, location_id: str) -> tuple[int, int]:
+        outs, lows = self._level_counts.get(location_id, (0, 0))
+        return outs, lows
+
     def health(self) -> InventoryHealth:
         """Per-location stock-outs, low-stock and open reservation lines, and counters."""
         locations = set(self._level_counts) | set(self._open_reservations)
         report = {
-            loc: LocationHealth(self.settings.location_type(loc), *self._level_counts.get(loc, [0, 0]),
-                                self._open_reservations[loc])
+            loc: LocationHealth(self.settings.location_type(loc), *self._outs_and_lows(loc), self._open_reservations[loc])
             for loc in sorted(locations)
         }
         return InventoryHealth(report, dict(self.counters))
@@ -313,7 +318,7 @@ class Inventory:
 
     # -- Domain protocol
 
-    def on_event(self, event: Event, shard: DomainShard[Any]) -> list[Output]:
+    def on_event(self, event: Event, shard: DomainShard[Any]) -> list[Output | Signal]:
         handler = _HANDLERS.get(event.type)
         if handler is None:
             return []
@@ -323,7 +328,7 @@ class Inventory:
         handler(self, event, (event.ts, EVENT_RANK, event.event_id), change, shard)
         return self._finish(change)
 
-    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output]:
+    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output | Signal]:
         order = self._orders.get(timer.payload)
         if order is None:
             return []
@@ -624,8 +629,9 @@ class Inventory:
             for sku, before_net in network_before.items():
                 after = self._network[sku]
                 if self._level(before_net) != self._level(after):
-                    level = StockLevel(sku, change.ts, after, change.cause_event_id)
-                    outputs.append(Signal(PROMOTIONS, sku, change.ts, f"{change.cause_event_id}:stock:{sku}", level))
+                    crossing = StockLevel(sku, change.ts, after, change.cause_event_id)
+                    order = f"{change.cause_event_id}:stock:{sku}"
+                    outputs.append(Signal(STOCK_LEVELS, sku, change.ts, order, crossing))
         return outputs
 
 

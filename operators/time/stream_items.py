@@ -32,15 +32,17 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A record from one domain stage to stage ``to``, routed by ``key``.
+    """A record a domain stage publishes on its named ``stream``, routed by ``key``.
 
-    ``ts`` is the event time it carries and ``order`` a unique, deterministic
+    The producer names what it says, never who listens: the flow
+    (``flows/topology.py``) connects each stream to the stages that read it
+    and drops streams nobody reads. ``ts`` is the event time it carries and ``order`` a unique, deterministic
     tie-break (e.g. the cause event id and a suffix), so an ordered stage
     applies signals in the same order in every run, whatever their arrival
     order across workers.
     """
 
-    to: str
+    stream: str
     key: str
     ts: int
     order: str

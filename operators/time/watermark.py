@@ -51,6 +51,9 @@ class _Watermark:
         return self.value is not None and ts < self.value
 
 
+_PartitionState = tuple[int, int, int, dict[str, int], dict[str, int], int | None, int, int | None]
+
+
 class PartitionWatermark(_Watermark):
     """Watermark over input partitions with allowed lateness and a wall-clock idle timeout."""
 
@@ -103,12 +106,12 @@ class PartitionWatermark(_Watermark):
         """Latest event time per partition."""
         return dict(self._latest)
 
-    def __getstate__(self) -> tuple[object, ...]:
+    def __getstate__(self) -> _PartitionState:
         return (self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self._seen,
                 self._started, self._now, self.value)
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        (self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self._seen,  # type: ignore[assignment]
+    def __setstate__(self, state: _PartitionState) -> None:
+        (self.lateness_ms, self.idle_timeout_ms, self.partitions, self._latest, self._seen,
          self._started, self._now, self.value) = state
 
 

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from channelflow.config import ConfigError, from_mapping, load_config
 from flows.customer_wiring import customer_profiles, customer_specs
 from flows.local import LocalFlow
+from flows.topology import CHURN, CUSTOMERS, IDENTITY
 from operators.contract.events import Event
 from operators.contract.events import event_of as event
 from operators.customers.book import CustomerBook
 from operators.customers.profile import CustomerProfile
-from operators.customers.signals import CHURN, CUSTOMERS, IDENTITY
 from operators.time.units import DAY_MS
 
 T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z (a Monday is not needed: ticks align to the epoch)

@@ -16,7 +16,7 @@ from channelflow.config import Config
 from channelflow.simulator import SimulationSettings, simulate
 from flows.customer_wiring import customer_specs
 from flows.local import LocalFlow
-from operators.customers.signals import CHURN
+from flows.topology import CHURN
 from tests.conftest import make_config
 from tests.customers.test_customers import T0, crm, till
 from tests.flow_harness import (
