@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import time
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "channelflow.toml"
+# The bundled defaults: the repo's config/*.toml, installed as the package channelflow.defaults
+# ([tool.setuptools.package-dir] in pyproject.toml), so found from any working directory. For a
+# wheel or an editable install the package is on the file system and files() is a pathlib.Path;
+# imported from a zip archive these paths name no file and load_config reports "does not exist".
+
+
+def _defaults() -> Path:
+    try:
+        return Path(str(files("channelflow.defaults")))
+    except ModuleNotFoundError:  # a checkout on sys.path that was never installed
+        return Path(__file__).resolve().parent.parent / "config"
+
+
+DEFAULT_CONFIG = _defaults() / "channelflow.toml"
 DEFAULT_PROMOTIONS = DEFAULT_CONFIG.with_name("promotions.toml")
 ENV_PREFIX = "CHANNELFLOW_"
 
