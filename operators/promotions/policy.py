@@ -12,9 +12,11 @@ Holdout promotions go through exactly the same checks and count against
 caps, re-eligibility and budgets as if sent: the control group is then drawn
 from the very population that is treated, so their conversion rates compare.
 
+>>> from operators.promotions.examples import example_settings
 >>> from operators.promotions.inputs import CustomerFacts
->>> from channelflow.config import load_promotions
->>> policy = DeliveryPolicy(load_promotions())
+>>> policy = DeliveryPolicy(example_settings({
+...     "cart_reminder": {"trigger": "cart_abandoned", "delay": "1h", "priority": 20},
+...     "birthday": {"trigger": "birthday", "send_at": "10:00", "priority": 5}}))
 >>> facts = CustomerFacts("c1", True, marketing_consent=True, timezone="Europe/London")
 >>> noon = 1_795_348_800_000  # 2026-11-22T12:00Z
 >>> cart = Candidate.create("cart_reminder", "c1", "e1", noon, ("MUG",), "left in cart")
@@ -34,11 +36,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from operators.promotions.inputs import CustomerFacts
-from operators.promotions.rules import Cap, Holdout, PromotionSettings, QuietHours, Rule
 from operators.time.units import DAY_MS
+
+if TYPE_CHECKING:  # rules imports the triggers, which use this module
+    from operators.promotions.rules import Cap, Holdout, PromotionSettings, QuietHours, Rule
 
 __all__ = [
     "DAY_MS",
@@ -104,6 +109,7 @@ def coupon_code(promotion_id: str) -> str:
 def in_holdout(customer_key: str, holdout: Holdout) -> bool:
     """True if the customer is in the control group: the same answer for every rule and run.
 
+    >>> from operators.promotions.rules import Holdout
     >>> in_holdout("c1", Holdout(0, "s")), in_holdout("c1", Holdout(100, "s"))
     (False, True)
     """
@@ -206,6 +212,7 @@ def quiet_release(ts: int, facts: CustomerFacts, quiet: QuietHours) -> int | Non
     ``end`` before ``start`` wraps midnight; ``start == end`` is no quiet hours.
 
     >>> from operators.contract.dead_letter import iso_ms
+    >>> from operators.promotions.rules import QuietHours
     >>> quiet = QuietHours(time(21), time(8), "Europe/London", ("email",))
     >>> facts = CustomerFacts("c1", True, timezone="Europe/Paris")
     >>> iso_ms(quiet_release(1_795_381_200_000, facts, quiet))  # 2026-11-22T21:00Z = 22:00 in Paris
@@ -233,6 +240,7 @@ def quiet_release(ts: int, facts: CustomerFacts, quiet: QuietHours) -> int | Non
 class ContactHistory:
     """What reached one customer: record times per channel (caps) and per rule (re-eligibility).
 
+    >>> from operators.promotions.rules import Cap
     >>> history = ContactHistory()
     >>> history.record("r1", "email", 0, keep_ms=100)
     >>> history.capped("email", 99, (Cap(1, 100),)), history.capped("email", 100, (Cap(1, 100),))

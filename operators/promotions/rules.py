@@ -1,9 +1,11 @@
 """The marketer's rules file (``config/promotions.toml``): rules, offers and delivery policy.
 
-:func:`load_promotions` reads the file, overlays ``CHANNELFLOW_PROMOTIONS__*``
-environment variables and validates everything; a bad key, type or value
-raises :class:`~channelflow.config.ConfigError` whose message starts with the
-dotted key. ``docs/promotions.md`` documents every key.
+:func:`promotions_from_mapping` validates a parsed rules document (the shell
+reads the file and overlays its environment overrides
+first); a bad key, type or value raises :class:`~operators.settings.ConfigError`
+whose message starts with the dotted key. Each trigger's own keys and their
+parsers come from its module (``operators.promotions.triggers``).
+``docs/promotions.md`` documents every key.
 
 >>> settings = promotions_from_mapping({
 ...     "policy": {"unknown_consent": "deny", "attribution_window": "3d",
@@ -27,22 +29,33 @@ operators.settings.ConfigError: policy.unknown_consent: missing
 
 from __future__ import annotations
 
-import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from operators.contract.money import from_millis, to_millis
+from operators.contract.money import from_millis
 from operators.promotions.inputs import CHANNELS
+from operators.promotions.parsers import parse_local_time, parse_money, parse_number
+from operators.promotions.triggers import REGISTRY
+from operators.promotions.triggers.back_in_stock import BackInStock
+from operators.promotions.triggers.base import Parser
+from operators.promotions.triggers.birthday import Birthday
+from operators.promotions.triggers.browse_abandoned import BrowseAbandoned
+from operators.promotions.triggers.cart_abandoned import CartAbandoned
+from operators.promotions.triggers.churn_risk import ChurnRisk
+from operators.promotions.triggers.first_purchase_followup import FirstPurchaseFollowup
+from operators.promotions.triggers.low_stock_urgency import LowStockUrgency
+from operators.promotions.triggers.tier_upgrade import TierUpgrade
 from operators.settings import (
     ConfigError,
     check_sections,
     fail,
     parse_duration,
-    parse_hhmm,
     parse_int,
     parse_one_of,
     parse_positive_duration,
@@ -75,16 +88,8 @@ __all__ = [
     "promotions_from_mapping",
 ]
 
-TRIGGERS = (
-    "cart_abandoned",
-    "browse_abandoned",
-    "churn_risk",
-    "first_purchase_followup",
-    "tier_upgrade",
-    "back_in_stock",
-    "low_stock_urgency",
-    "birthday",
-)
+#: The trigger names, in registry order (``operators.promotions.triggers``).
+TRIGGERS = tuple(REGISTRY)
 #: ``till``: shown at the till when the customer's loyalty card or account is scanned.
 PROMOTION_CHANNELS = (*CHANNELS, "till")
 OFFER_KINDS = ("percent_off", "amount_off", "free_shipping", "message")
@@ -94,72 +99,12 @@ _RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 # -- trigger parameters ---------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class CartAbandoned:
-    """Fires ``delay_ms`` after the last cart change unless an order or an emptied cart comes first."""
-
-    delay_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class BrowseAbandoned:
-    """``views`` views of one SKU within ``window_ms``, still not in the cart ``delay_ms`` later."""
-
-    views: int
-    window_ms: int
-    delay_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChurnRisk:
-    """A churn score rising to ``threshold`` or above."""
-
-    threshold: float
-
-
-@dataclass(frozen=True, slots=True)
-class FirstPurchaseFollowup:
-    """Still only one purchase ``after_ms`` after the first."""
-
-    after_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class TierUpgrade:
-    """Lifetime spend rising to ``threshold_millis`` or above."""
-
-    threshold_millis: int
-
-
-@dataclass(frozen=True, slots=True)
-class BackInStock:
-    """Customers who viewed or carted a SKU while it was out of stock, told when it is back.
-
-    At most ``waitlist_size`` customers per SKU (over all shards; first come,
-    first served), each for ``waitlist_ttl_ms`` after joining.
-    """
-
-    waitlist_size: int
-    waitlist_ttl_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class LowStockUrgency:
-    """A SKU in the cart with network availability at or below ``max_available`` (and above 0)."""
-
-    max_available: int
-
-
-@dataclass(frozen=True, slots=True)
-class Birthday:
-    """On the customer's birthday at local time ``send_at``."""
-
-    send_at: time
-
-
-TriggerParams = (CartAbandoned | BrowseAbandoned | ChurnRisk | FirstPurchaseFollowup | TierUpgrade
-                 | BackInStock | LowStockUrgency | Birthday)
+#: The parameters of a rule: the params dataclass of any trigger of the registry (their union at
+#: run time; a type checker cannot read the registry, so to it they are ``Any``, narrowed with ``isinstance``).
+if TYPE_CHECKING:
+    TriggerParams: TypeAlias = Any
+else:
+    TriggerParams = reduce(operator.or_, (trigger.params for trigger in REGISTRY.values()))
 
 
 # -- rules and policy -----------------------------------------------------------
@@ -288,32 +233,6 @@ def _bool(key: str, value: Any) -> bool:
     return value
 
 
-def _number(minimum: float, maximum: float, *, exclusive_min: bool = False) -> Callable[[str, Any], float]:
-    def parse(key: str, value: Any) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value > maximum or value < minimum or (exclusive_min and value == minimum):
-            low = f"> {minimum:g}" if exclusive_min else f">= {minimum:g}"
-            raise fail(key, f"a number {low} and <= {maximum:g}", value)
-        return value
-
-    return parse
-
-
-def _money(key: str, value: Any) -> int:
-    """Major units (> 0, at most 3 decimals) to milli-units."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        try:
-            return to_millis(value)
-        except ValueError:
-            pass
-    raise fail(key, "an amount in major units > 0 with at most 3 decimals", value)
-
-
-def _local_time(key: str, value: Any) -> time:
-    hours, minutes = parse_hhmm(key, value).split(":")
-    return time(int(hours), int(minutes))
-
-
 def _list_of(parse: Callable[[str, Any], Any]) -> Callable[[str, Any], tuple[Any, ...]]:
     def parse_list(key: str, value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list):
@@ -335,21 +254,9 @@ def _budget(key: str, value: Any) -> int | None:
     return value
 
 
-_TRIGGER_SPECS: dict[str, tuple[dict[str, Callable[[str, Any], Any]], Callable[..., TriggerParams]]] = {
-    "cart_abandoned": ({"delay": parse_positive_duration}, CartAbandoned),
-    "browse_abandoned": (
-        {"views": parse_int(1, 1000), "window": parse_positive_duration, "delay": parse_duration},
-        BrowseAbandoned,
-    ),
-    "churn_risk": ({"threshold": _number(0.0, 1.0, exclusive_min=True)}, ChurnRisk),
-    "first_purchase_followup": ({"after": parse_positive_duration}, FirstPurchaseFollowup),
-    "tier_upgrade": ({"threshold": _money}, TierUpgrade),
-    "back_in_stock": (
-        {"waitlist_size": parse_int(1, 10_000_000), "waitlist_ttl": parse_positive_duration},
-        BackInStock,
-    ),
-    "low_stock_urgency": ({"max_available": parse_int(1)}, LowStockUrgency),
-    "birthday": ({"send_at": _local_time}, Birthday),
+#: Trigger name -> (its rule keys with their parsers, its params dataclass), from the registry.
+_TRIGGER_SPECS: dict[str, tuple[Mapping[str, Parser], Callable[..., TriggerParams]]] = {
+    name: (trigger.keys, trigger.params) for name, trigger in REGISTRY.items()
 }
 
 _RULE_KEYS: dict[str, Callable[[str, Any], Any]] = {
@@ -372,11 +279,11 @@ def _offer(key: str, raw: Any) -> Offer:
     if kind == "percent_off":
         if "value" not in optional:
             raise ConfigError(f"{key}.value: missing (a percent_off offer needs a percentage)")
-        value = _number(0.0, 100.0, exclusive_min=True)(f"{key}.value", optional["value"])
+        value = parse_number(0.0, 100.0, exclusive_min=True)(f"{key}.value", optional["value"])
     elif kind == "amount_off":
         if "value" not in optional:
             raise ConfigError(f"{key}.value: missing (an amount_off offer needs an amount)")
-        value = _money(f"{key}.value", optional["value"])
+        value = parse_money(f"{key}.value", optional["value"])
     elif "value" in optional:
         raise ConfigError(f"{key}.value: a {kind} offer takes no value")
     skus = _list_of(parse_str)(f"{key}.skus", optional.get("skus", []))
@@ -437,12 +344,12 @@ def _policy(raw: Any) -> PromotionPolicy:
         },
     )
     quiet = take(values["quiet_hours"], "policy.quiet_hours", {
-        "start": _local_time,
-        "end": _local_time,
+        "start": parse_local_time,
+        "end": parse_local_time,
         "default_timezone": parse_timezone,
         "channels": _list_of(parse_one_of(*PROMOTION_CHANNELS)),
     })
-    holdout = take(values["holdout"], "policy.holdout", {"percent": _number(0.0, 100.0), "salt": parse_str})
+    holdout = take(values["holdout"], "policy.holdout", {"percent": parse_number(0.0, 100.0), "salt": parse_str})
     return PromotionPolicy(
         unknown_consent=values["unknown_consent"] == "allow",
         frequency_caps=values["frequency_caps"],
