@@ -10,7 +10,7 @@ import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property
 from typing import Any, TypeGuard
@@ -28,7 +28,7 @@ from operators.contract.money import from_millis
 from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
 from operators.time.sharding import shard_key, shard_of
-from operators.time.stream_items import Marker, Output, Progress, Signal
+from operators.time.stream_items import Arrival, Marker, Output, Progress, Signal
 
 SourceMessage = KafkaSourceMessage[bytes | None, bytes | None]
 Keyed = tuple[str, tuple[int, Any]]
@@ -45,13 +45,16 @@ class Decoder:
     """``flat_map_batch`` step: validate a batch, then mark each partition's progress.
 
     Yields dead-letter :class:`Output` records for refused messages and keyed
-    ``(shard, Event | Marker)`` pairs for the sequencer. The markers follow the
-    batch's events, so a shard that gets one has got those events.
+    ``(shard, Arrival | Marker)`` pairs for the sequencer. The markers follow the
+    batch's events, so a shard that gets one has got those events. Each
+    arrival carries its partition's latest event time so far (the dedupe stamp):
+    the worker reading a partition sees all of it, in order.
     """
 
     topics: Mapping[str, str]  # Kafka topic name -> logical input topic
     shards: int
     max_event_bytes: int
+    highs: dict[str, int] = field(default_factory=dict, compare=False)  # partition -> latest event time
 
     @cached_property
     def keys(self) -> tuple[str, ...]:
@@ -64,7 +67,7 @@ class Decoder:
         decoded: Counter[tuple[str, str]] = Counter()
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
-        keys = self.keys
+        keys, highs = self.keys, self.highs
         for msg in batch:
             topic = self.topics.get(msg.topic or "", "")
             result = parse(msg.value, topic, max_bytes=self.max_event_bytes)
@@ -76,8 +79,10 @@ class Decoder:
             if stamp is not None and stamp[0]:
                 stamps.setdefault(topic, []).append(stamp[1])
             shard = shard_of(result.event_id, self.shards)
-            out.append((keys[shard], (shard, result)))
             source = f"{msg.topic}:{msg.partition}"
+            high = max(highs.get(source, -1), result.ts)
+            highs[source] = high
+            out.append((keys[shard], (shard, Arrival(result, source, high))))
             if result.ts > latest.get(source, -1):
                 latest[source] = result.ts
         for source, ts in latest.items():
@@ -154,7 +159,7 @@ class Sequence:
         )
 
 
-class SequenceLogic(StatefulLogic[tuple[int, "Event | Marker"], SequencedItem, Sequencer]):
+class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem, Sequencer]):
     """One sequence shard's Bytewax logic (see :class:`Sequence`)."""
 
     def __init__(self, step: Sequence, state: Sequencer | None) -> None:
@@ -162,21 +167,22 @@ class SequenceLogic(StatefulLogic[tuple[int, "Event | Marker"], SequencedItem, S
         self.state = state
         self.tick_ms = max(100, min(step.idle_timeout_ms // 4, 1_000))
 
-    def on_item(self, value: tuple[int, Event | Marker]) -> tuple[list[SequencedItem], bool]:
+    def on_item(self, value: tuple[int, Arrival | Marker]) -> tuple[list[SequencedItem], bool]:
         shard, item = value
         state = self.state
         if state is None:
             state = self.state = self.step.new_shard(shard)
         if isinstance(item, Marker):
             return self._emit(state.advance(item)), StatefulLogic.RETAIN
-        admission = state.admit(item)
+        event = item.event
+        admission = state.admit(event, item.source, item.high)
         if admission.late:
-            metrics.LATE_EVENTS.labels(item.topic).inc()
+            metrics.LATE_EVENTS.labels(event.topic).inc()
         if admission.duplicate:
-            metrics.DUPLICATES.labels(item.topic).inc()
+            metrics.DUPLICATES.labels(event.topic).inc()
             return [], StatefulLogic.RETAIN
-        count_kpi(item, self.step.stores)
-        return [item], StatefulLogic.RETAIN
+        count_kpi(event, self.step.stores)
+        return [event], StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[SequencedItem], bool]:
         if self.state is None:

@@ -1,17 +1,22 @@
-"""Duplicate detection on event time.
+"""Duplicate detection on the log's own event-time position.
 
-An event is a duplicate when its ``event_id`` was already seen with an event
-time within the dedupe horizon. Seen ids are forgotten once the watermark has
-passed their time plus the horizon, so memory is bounded by the traffic of one
-horizon, not of the whole history.
+Each copy of an event is judged at its *stamp*: the latest event time its
+input partition had delivered up to and including that copy (a function of
+the partition's order, not of batching, timing or process count). A copy is
+a duplicate when an earlier copy of its ``event_id`` was taken with a stamp
+within the dedupe horizon; a copy beyond the horizon is taken again and
+starts a new horizon. Ids are forgotten once the watermark has passed their
+stamp plus the horizon: every later copy's stamp is then beyond the horizon
+anyway, so forgetting changes no outcome, and memory is bounded by one horizon
+of traffic.
 
 >>> seen = Deduplicator(horizon_ms=1_000)
->>> seen.is_duplicate("e1", ts=100), seen.is_duplicate("e1", ts=100)
+>>> seen.is_duplicate("e1", stamp=100), seen.is_duplicate("e1", stamp=900)
 (False, True)
->>> seen.expire(watermark=1_101)
-1
->>> seen.is_duplicate("e1", ts=100)
+>>> seen.is_duplicate("e1", stamp=1_200)  # re-sent beyond the horizon: taken again
 False
+>>> seen.expire(watermark=2_201)
+1
 """
 
 from __future__ import annotations
@@ -26,16 +31,16 @@ class Deduplicator:
         self.horizon_ms = horizon_ms
         self._expiry: TimerQueue[None] = TimerQueue()
 
-    def is_duplicate(self, event_id: str, ts: int) -> bool:
-        """True if ``event_id`` was seen within the horizon; else remember it."""
+    def is_duplicate(self, event_id: str, stamp: int) -> bool:
+        """True if ``event_id`` was taken with a stamp within the horizon of ``stamp``; else take it."""
         deadline = self._expiry.deadline(event_id)
-        if deadline is not None and abs(ts - (deadline - self.horizon_ms)) <= self.horizon_ms:
+        if deadline is not None and abs(stamp - (deadline - self.horizon_ms)) <= self.horizon_ms:
             return True
-        self._expiry.schedule(event_id, ts + self.horizon_ms, None)
+        self._expiry.schedule(event_id, stamp + self.horizon_ms, None)
         return False
 
     def expire(self, watermark: int) -> int:
-        """Forget ids whose horizon the watermark has passed; return how many."""
+        """Forget ids whose stamp plus horizon the watermark has passed; return how many."""
         return sum(1 for _ in self._expiry.pop_due(watermark - 1))
 
     def __len__(self) -> int:

@@ -8,7 +8,7 @@ the stages downstream how far it has got (a :class:`Progress`).
 >>> from operators.contract.events import Event
 >>> seq = Sequencer(0, lateness_ms=0, idle_timeout_ms=60_000, dedupe_horizon_ms=60_000, partitions=1)
 >>> ev = Event("e1", "search", "clickstream", 1_000, {})
->>> seq.admit(ev), seq.admit(ev)
+>>> seq.admit(ev, "clickstream:0", 1_000), seq.admit(ev, "clickstream:0", 2_000)
 (Admission(duplicate=False, late=False), Admission(duplicate=True, late=False))
 >>> seq.advance(Marker("clickstream:0", 5_000, seen_at=0))
 Progress(shard=0, watermark=5000)
@@ -47,9 +47,16 @@ class Sequencer:
         self.watermark = PartitionWatermark(lateness_ms, idle_timeout_ms, partitions)
         self.seen = Deduplicator(dedupe_horizon_ms)
 
-    def admit(self, event: Event) -> Admission:
-        """Check one event: a duplicate is to be dropped, a late one still passes."""
-        return Admission(self.seen.is_duplicate(event.event_id, event.ts), self.watermark.is_late(event.ts))
+    def admit(self, event: Event, source: str = "", high: int | None = None) -> Admission:
+        """Check one event from input partition ``source``: a duplicate is to be dropped, a late one still passes.
+
+        ``high`` is the latest event time ``source`` had delivered up to this
+        event, as its decoder saw it since it started; the partition's latest
+        marker covers what came before a restart, so their maximum is the
+        event's dedupe stamp (see :mod:`operators.time.dedupe`).
+        """
+        stamp = max(event.ts if high is None else high, self.watermark.latest_of(source))
+        return Admission(self.seen.is_duplicate(event.event_id, stamp), self.watermark.is_late(event.ts))
 
     def advance(self, marker: Marker) -> Progress | None:
         """Take a progress marker; the new :class:`Progress` if the watermark moved."""
@@ -60,13 +67,17 @@ class Sequencer:
         return self._progress(self.watermark.tick(now_ms))
 
     def finish(self) -> Progress | None:
-        """End of a bounded input: the watermark passes the latest event read."""
-        return self._progress(self.watermark.finish())
+        """End of a bounded input: the watermark passes the latest event read.
 
-    def _progress(self, moved: bool) -> Progress | None:
+        Seen ids are kept: the next run may still deliver copies of them.
+        """
+        return self._progress(self.watermark.finish(), expire=False)
+
+    def _progress(self, moved: bool, *, expire: bool = True) -> Progress | None:
         if not moved:
             return None
         watermark = self.watermark.value
         assert watermark is not None
-        self.seen.expire(watermark)
+        if expire:
+            self.seen.expire(watermark)
         return Progress(self.shard, watermark)

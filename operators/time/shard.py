@@ -80,7 +80,10 @@ class DomainShard(Generic[D]):
         self.clock = UpstreamWatermark(upstreams)
         self.timers: TimerQueue[Any] = TimerQueue()
         self.ordered = ordered
-        self._held: list[tuple[int, str, Item]] = []
+        # (ts, order, arrival number, item): the arrival number only separates copies of one
+        # event re-sent beyond the dedupe horizon, which share ts and order (and never compares items).
+        self._held: list[tuple[int, str, int, Item]] = []
+        self._arrivals = 0
 
     @property
     def watermark(self) -> int | None:
@@ -100,7 +103,8 @@ class DomainShard(Generic[D]):
         """Apply an item (an ordered shard holds it until the watermark passes it);
         a timer set behind the watermark (by a late item) fires at once."""
         if self.ordered and not self.is_late(item.ts):
-            heapq.heappush(self._held, (item.ts, _order(item), item))
+            self._arrivals += 1
+            heapq.heappush(self._held, (item.ts, _order(item), self._arrivals, item))
             return []
         outputs = self.domain.on_event(item, self)
         due = self.timers.next_deadline()
@@ -126,7 +130,7 @@ class DomainShard(Generic[D]):
         while True:
             deadline = timers.next_deadline()
             if held and held[0][0] <= limit and (deadline is None or held[0][0] <= deadline):
-                outputs.extend(domain.on_event(heapq.heappop(held)[2], self))
+                outputs.extend(domain.on_event(heapq.heappop(held)[3], self))
             elif deadline is not None and deadline <= limit:
                 timer = next(timers.pop_due(deadline))
                 outputs.extend(domain.on_timer(timer, self))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from operators.contract.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,16 @@ class Marker:
     source: str
     ts: int
     seen_at: int
+
+
+class Arrival(NamedTuple):
+    """An event as it arrived from input partition ``source`` (``topic:partition``),
+    with ``high``, the latest event time that partition had delivered up to and
+    including it: the event's position in its partition's event time."""
+
+    event: Event
+    source: str
+    high: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,10 @@ class PartitionWatermark(_Watermark):
             return False
         return self._advance(max(self._latest.values()) + 1)
 
+    def latest_of(self, partition: str) -> int:
+        """Latest event time ``partition`` has reported (-1: none yet)."""
+        return self._latest.get(partition, -1)
+
     def latest(self) -> dict[str, int]:
         """Latest event time per partition."""
         return dict(self._latest)
