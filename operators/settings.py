@@ -15,11 +15,14 @@ operators.settings.ConfigError: time.allowed_lateness: expected a duration such 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
+from datetime import time
 from typing import Any
 
 from operators.contract.events import is_timezone
+from operators.contract.money import to_millis
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -136,3 +139,30 @@ def check_sections(doc: Mapping[str, Any], sections: tuple[str, ...]) -> None:
             raise ConfigError(f"{name}: missing section")
 
 
+def parse_number(minimum: float, maximum: float, *, exclusive_min: bool = False) -> Callable[[str, Any], float]:
+    """A parser of a finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` if ``exclusive_min``)."""
+
+    def parse(key: str, value: Any) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value > maximum or value < minimum or (exclusive_min and value == minimum):
+            low = f"> {minimum:g}" if exclusive_min else f">= {minimum:g}"
+            raise fail(key, f"a number {low} and <= {maximum:g}", value)
+        return value
+
+    return parse
+
+
+def parse_money(key: str, value: Any) -> int:
+    """Major units (> 0, at most 3 decimals) to milli-units."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        try:
+            return to_millis(value)
+        except ValueError:
+            pass
+    raise fail(key, "an amount in major units > 0 with at most 3 decimals", value)
+
+
+def parse_local_time(key: str, value: Any) -> time:
+    """``"HH:MM"`` to a :class:`~datetime.time`."""
+    hours, minutes = parse_hhmm(key, value).split(":")
+    return time(int(hours), int(minutes))

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from operators.contract.money import from_millis
 from operators.promotions.inputs import CHANNELS
-from operators.promotions.parsers import parse_local_time, parse_money, parse_number
 from operators.promotions.triggers import REGISTRY
 from operators.promotions.triggers.back_in_stock import BackInStock
 from operators.promotions.triggers.base import Parser
@@ -57,6 +56,9 @@ from operators.settings import (
     fail,
     parse_duration,
     parse_int,
+    parse_local_time,
+    parse_money,
+    parse_number,
     parse_one_of,
     parse_positive_duration,
     parse_str,

@@ -9,6 +9,7 @@ from typing import Any
 from operators.contract.events import TOPIC_OF_TYPE, Event
 from operators.promotions.attribution import ConversionCounts
 from operators.promotions.domain import Promotions, promotions_shards
+from operators.promotions.examples import OPEN_POLICY
 from operators.promotions.inputs import Activity, CustomerFacts, PromotionInput
 from operators.promotions.rules import PromotionSettings, promotions_from_mapping
 from operators.time.shard import DomainShard
@@ -18,14 +19,7 @@ NOON = 1_795_348_800_000  # 2026-11-22T12:00:00Z, noon in London (GMT)
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 
 #: No caps, no quiet hours, no holdout: each test adds the policy it is about.
-BASE_POLICY: dict[str, Any] = {
-    "unknown_consent": "deny",
-    "attribution_window": "3d",
-    "frequency_caps": {"email": [], "push": [], "sms": [], "till": []},
-    "quiet_hours": {"start": "00:00", "end": "00:00", "default_timezone": "Europe/London",
-                    "channels": ["email", "push", "sms"]},
-    "holdout": {"percent": 0, "salt": "test"},
-}
+BASE_POLICY: dict[str, Any] = dict(OPEN_POLICY)
 
 #: One rule per trigger, all on email unless a test says otherwise.
 RULES: dict[str, dict[str, Any]] = {

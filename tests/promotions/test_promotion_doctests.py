@@ -9,12 +9,13 @@ from types import ModuleType
 
 import pytest
 
-from operators.promotions import attribution, domain, examples, parsers, policy, rules, triggers
+from operators import settings
+from operators.promotions import attribution, domain, examples, policy, rules, triggers
 from operators.promotions.triggers import MODULES, REGISTRY
 from operators.promotions.triggers import base as trigger_base
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "promotions.md"
-WITH_EXAMPLES = (attribution, domain, examples, parsers, policy, rules, triggers, trigger_base, *MODULES)
+WITH_EXAMPLES = (attribution, domain, examples, settings, policy, rules, triggers, trigger_base, *MODULES)
 
 
 @pytest.mark.parametrize("module", WITH_EXAMPLES, ids=lambda m: m.__name__.removeprefix("operators.promotions."))

@@ -22,10 +22,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from operators.promotions.inputs import CustomerFacts
-from operators.promotions.parsers import parse_local_time
 from operators.promotions.policy import customer_zone, local_datetime, local_epoch_ms
 from operators.promotions.state import Armed, Customer
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger
+from operators.settings import parse_local_time
 
 if TYPE_CHECKING:
     from operators.promotions.rules import Rule

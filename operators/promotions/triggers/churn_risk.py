@@ -24,10 +24,10 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from operators.promotions.inputs import ChurnScore
-from operators.promotions.parsers import parse_number
 from operators.promotions.policy import Candidate
 from operators.promotions.state import Customer
 from operators.promotions.triggers.base import Context, Trigger
+from operators.settings import parse_number
 
 if TYPE_CHECKING:
     from operators.promotions.rules import Rule

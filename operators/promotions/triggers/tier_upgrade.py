@@ -18,9 +18,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from operators.contract.money import from_millis
-from operators.promotions.parsers import parse_money
 from operators.promotions.policy import Candidate
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger
+from operators.settings import parse_money
 
 if TYPE_CHECKING:
     from operators.promotions.rules import Rule
