@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -11,28 +10,24 @@ from datetime import timedelta
 from types import FrameType
 
 from bytewax.errors import BytewaxRuntimeError
-from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 from prometheus_client import start_http_server
 
 from channelflow.config import Config, FlowConfig, MetricsConfig
 from channelflow.pipeline import make_flow
+from channelflow.recovery import RecoveryDirError, prepare_recovery_dir
+from channelflow.summary import run_summary
 
 log = logging.getLogger("channelflow")
 
 
 def prepare_recovery(flow: FlowConfig) -> RecoveryConfig | None:
-    """Create the recovery partitions on first start (once, even with several local processes)."""
+    """The recovery config, with the partitions created on first start (see :mod:`channelflow.recovery`)."""
     if flow.recovery_dir is None:
         return None
-    db_dir = flow.recovery_dir
-    db_dir.mkdir(parents=True, exist_ok=True)
-    with open(db_dir / ".init.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not any(db_dir.glob("part-*")):
-            init_db_dir(db_dir, flow.recovery_partitions)
-            log.info("created %d recovery partitions in %s", flow.recovery_partitions, db_dir)
-    return RecoveryConfig(str(db_dir), backup_interval=timedelta(milliseconds=flow.backup_interval_ms))
+    prepare_recovery_dir(flow.recovery_dir, flow.recovery_partitions)
+    return RecoveryConfig(str(flow.recovery_dir), backup_interval=timedelta(milliseconds=flow.backup_interval_ms))
 
 
 def serve_metrics(metrics: MetricsConfig, process_id: int) -> int | None:
@@ -83,7 +78,11 @@ def run(
 ) -> int:
     """Run the flow until SIGTERM/SIGINT (or, with ``until_end``, the end of the input)."""
     flow = make_flow(config, tail=not until_end)
-    recovery = prepare_recovery(config.flow)
+    try:
+        recovery = prepare_recovery(config.flow)
+    except RecoveryDirError as exc:
+        log.error("%s", exc)
+        return 2
     serve_metrics(config.metrics, process_id or 0)
     bytewax_api_port(process_id or 0)
     signal.signal(signal.SIGTERM, _stop)
@@ -109,5 +108,8 @@ def run(
         if not isinstance(exc.__cause__, KeyboardInterrupt):
             raise
         log.info("stopped by signal; state is in the last snapshot")
+        return 0
+    if until_end:
+        print(f"end of input{'' if process_id is None else f' (process {process_id})'}:\n{run_summary()}", flush=True)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -86,6 +87,15 @@ def test_one_and_two_processes_give_the_same_outputs(broker: EmbeddedBroker) -> 
     assert len(timers) > 2_000
 
 
+def committed_epoch(db_dir: Path) -> int:
+    """The latest snapshot epoch committed in every recovery partition (-1: none yet)."""
+    epochs = []
+    for part in db_dir.glob("part-*.sqlite3"):
+        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as db:
+            epochs.append(db.execute("SELECT COALESCE(MAX(commit_epoch), -1) FROM commits").fetchone()[0])
+    return min(epochs, default=-1)
+
+
 def _scrape(port: int) -> dict[str, float]:
     return scrape(f"http://127.0.0.1:{port}/metrics")
 
@@ -113,7 +123,9 @@ def test_sigterm_stops_cleanly_and_a_restart_resumes_from_recovery(broker: Embed
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _scrape(port).get("channelflow_events_total", 0) >= 1_000)
-        time.sleep(2.5)  # let a snapshot (every 1 s) cover everything
+        # Wait for a snapshot taken after everything was read (a commit two epochs on).
+        seen = committed_epoch(tmp_path / "recovery")
+        _wait_for(lambda: committed_epoch(tmp_path / "recovery") >= seen + 2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

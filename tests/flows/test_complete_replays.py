@@ -8,6 +8,7 @@ come out the same whatever the batch size.
 from __future__ import annotations
 
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from operators.inventory.domain import STOCK_EVENTS
 from tests.conftest import make_config
 from tests.customers.test_customers_flow import canonical
 from tests.flow_harness import produce_events, read_json, run_to_end
+from tests.flows.test_cluster import _env, _run_processes
 from tests.inventory.test_inventory import reference_fold
 from tests.inventory.test_inventory_flow import HOUR_MS, final_stock
 
@@ -107,3 +109,16 @@ def test_hours_of_event_time_need_no_closing_events(broker: EmbeddedBroker) -> N
     produce_events(config, log)
     run_to_end(config)
     assert sum(on_hand for on_hand, _ in final_stock(config).values()) == 50
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_writes(broker: EmbeddedBroker) -> None:
+    log = _log_with_duplicates_and_reordering(seed=34)
+    results = []
+    for processes in (1, 2):
+        config = make_config(broker, partitions=2)
+        produce_events(config, log)
+        _run_processes([sys.executable, "-m", "channelflow.cli", "run", "--until-end"], processes, _env(config))
+        results.append({topic: canonical(read_json(config, topic)) for topic in OUTPUT_TOPICS})
+    for topic in OUTPUT_TOPICS:
+        assert results[1][topic] == results[0][topic], topic

@@ -1,0 +1,77 @@
+"""Bytewax recovery partitions: created once, atomically enough to survive a kill, and checked.
+
+``python -m bytewax.recovery DIR N`` writes N SQLite partitions one after
+the other; a kill in between leaves a directory on which every run fails
+(``MissingPartitionsError``). :func:`prepare_recovery_dir` creates the
+partitions in a scratch folder inside the directory and moves them into place,
+and on start repairs a half-created directory when no partition holds any
+snapshot yet (nothing can be lost), or stops with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from bytewax.recovery import init_db_dir
+
+log = logging.getLogger("channelflow")
+
+_PART = "part-*.sqlite3"
+
+
+class RecoveryDirError(RuntimeError):
+    """The recovery directory cannot be used as it is; the message says how to fix it."""
+
+
+def _partition_info(path: Path) -> tuple[int | None, bool]:
+    """(partition count recorded in ``path``, whether it holds any state); (None, False) if unreadable."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            count = db.execute("SELECT MAX(part_count) FROM parts").fetchone()[0] if "parts" in tables else None
+            held = any(
+                db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
+                for table in ("snaps", "commits", "fronts", "exs")
+                if table in tables
+            )
+            return count, held
+    except sqlite3.Error:
+        return None, False
+
+
+def prepare_recovery_dir(db_dir: Path, partitions: int) -> None:
+    """Make ``db_dir`` hold a complete set of recovery partitions (once, even with several local processes)."""
+    db_dir.mkdir(parents=True, exist_ok=True)
+    with open(db_dir / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        parts = sorted(db_dir.glob(_PART))
+        if parts:
+            infos = [_partition_info(p) for p in parts]
+            counts = {count for count, _ in infos if count is not None}
+            expected = counts.pop() if len(counts) == 1 else None
+            names = {p.name for p in parts}
+            complete = expected is not None and names == {f"part-{i}.sqlite3" for i in range(expected)}
+            if complete:
+                return
+            if any(held for _, held in infos):
+                raise RecoveryDirError(
+                    f"recovery directory {db_dir} is incomplete ({len(parts)} partition files, "
+                    f"expected {expected if expected is not None else 'a consistent count'}) and holds state; "
+                    f"restore the missing partitions from a backup, or start afresh with: rm -r {db_dir}"
+                )
+            log.warning("recovery directory %s was half-created (no state in it): creating it again", db_dir)
+            for part in parts:
+                part.unlink()
+        scratch = db_dir / f".init-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        init_db_dir(scratch, partitions)
+        for i in range(partitions):  # the last rename completes the set; until then a restart repairs it
+            (scratch / f"part-{i}.sqlite3").rename(db_dir / f"part-{i}.sqlite3")
+        scratch.rmdir()
+        log.info("created %d recovery partitions in %s", partitions, db_dir)

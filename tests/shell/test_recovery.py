@@ -1,0 +1,49 @@
+"""Recovery partitions: created once, a half-created directory repaired or reported with its fix."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from channelflow.recovery import RecoveryDirError, prepare_recovery_dir
+from channelflow.summary import run_summary
+
+
+def _parts(db_dir: Path) -> list[str]:
+    return sorted(p.name for p in db_dir.glob("part-*.sqlite3"))
+
+
+def test_a_fresh_directory_gets_every_partition_and_no_scratch(tmp_path: Path) -> None:
+    prepare_recovery_dir(tmp_path / "rec", 3)
+    assert _parts(tmp_path / "rec") == ["part-0.sqlite3", "part-1.sqlite3", "part-2.sqlite3"]
+    assert not list((tmp_path / "rec").glob(".init-*"))
+    prepare_recovery_dir(tmp_path / "rec", 5)  # complete: the recorded count wins, nothing is touched
+    assert len(_parts(tmp_path / "rec")) == 3
+
+
+def test_a_half_created_directory_without_state_is_created_again(tmp_path: Path) -> None:
+    db_dir = tmp_path / "rec"
+    prepare_recovery_dir(db_dir, 4)
+    (db_dir / "part-2.sqlite3").unlink()
+    (db_dir / "part-3.sqlite3").unlink()  # as if killed during the first start
+    prepare_recovery_dir(db_dir, 4)
+    assert len(_parts(db_dir)) == 4
+
+
+def test_a_half_created_directory_with_state_is_reported_with_its_fix(tmp_path: Path) -> None:
+    db_dir = tmp_path / "rec"
+    prepare_recovery_dir(db_dir, 2)
+    with sqlite3.connect(db_dir / "part-0.sqlite3") as db:
+        db.execute("INSERT INTO commits (part_index, commit_epoch) VALUES (0, 7)")
+    (db_dir / "part-1.sqlite3").unlink()
+    with pytest.raises(RecoveryDirError, match=f"rm -r {db_dir}"):
+        prepare_recovery_dir(db_dir, 2)
+    assert _parts(db_dir) == ["part-0.sqlite3"]  # nothing deleted
+
+
+def test_the_end_of_run_summary_reads_the_flow_metrics() -> None:
+    text = run_summary()
+    assert text.splitlines()[0].startswith("records written: ")
+    assert "dead letters: " in text and "duplicates dropped: " in text and "late events (applied): " in text
