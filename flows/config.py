@@ -12,13 +12,22 @@ from pathlib import Path
 
 from operators.anomalies.settings import AnomalyConfig
 from operators.churn.settings import ChurnConfig
-from operators.contract.events import INPUT_TOPICS
+from operators.contract.dead_letter import MAX_OUTPUT_BYTES
+from operators.contract.events import (
+    INPUT_TOPICS,
+    MAX_FUTURE_MS,
+    MAX_UNKNOWN_BYTES,
+    MIN_EVENT_TIME_MS,
+    Limits,
+)
 from operators.customers.settings import CustomersConfig
 from operators.inventory.settings import InventoryConfig
 from operators.locations import Location
 
 INPUT_TOPIC_KEYS = INPUT_TOPICS
-OUTPUT_TOPIC_KEYS = ("promotions", "inventory_updates", "alerts", "customer_scores", "dead_letters")
+OUTPUT_TOPIC_KEYS = (
+    "promotions", "promotion_decisions", "inventory_updates", "alerts", "customer_scores", "dead_letters",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,25 @@ class TimeConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
+    """``[ingest]``: what a message may be (``docs/contract.md``) and how large an output may get."""
+
     max_event_bytes: int
+    max_unknown_bytes: int = MAX_UNKNOWN_BYTES
+    min_event_time_ms: int = MIN_EVENT_TIME_MS
+    max_future_ms: int = MAX_FUTURE_MS
+    max_output_bytes: int = MAX_OUTPUT_BYTES
+
+    @property
+    def limits(self) -> Limits:
+        """The limits :func:`operators.contract.events.parse` checks beyond the fixed rules."""
+        return Limits(self.max_unknown_bytes, self.min_event_time_ms, self.max_future_ms)
+
+    @property
+    def producer_message_max_bytes(self) -> int:
+        """The output producer's ``message.max.bytes``: the largest value plus room for the key
+        (at most 1 KiB) and the record framing; 965,536 by default, under Kafka's default
+        ``message.max.bytes`` of 1,048,588."""
+        return self.max_output_bytes + 65_536
 
 
 @dataclass(frozen=True)

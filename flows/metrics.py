@@ -42,6 +42,12 @@ OUTPUTS = Counter(
     "Records written to output topics, by logical output topic.",
     ["topic"],
 )
+DELIVERY_FAILURES = Counter(
+    "channelflow_delivery_failures",
+    "Output messages the producer or the broker refused (each becomes a delivery_failed dead letter when it "
+    "was not one itself), by logical output topic and librdkafka error code (msg_size_too_large, ...).",
+    ["topic", "code"],
+)
 ORDERS = Counter(
     "channelflow_orders",
     "Orders (online order_placed and till sales), by channel (web, app, store) and store (online for web/app).",
@@ -188,4 +194,9 @@ PROMOTION_UPLIFT = Gauge(
     "channelflow_promotion_uplift",
     "Treated minus holdout conversion rate, by rule.",
     ["rule"],
+)
+INFO = Gauge(
+    "channelflow_info",
+    "Always 1; its labels name the package version and the configured [currency] code (set by `channelflow run`).",
+    ["version", "currency"],
 )

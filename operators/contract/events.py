@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -30,9 +30,14 @@ import orjson
 __all__ = [
     "ERROR_CODES",
     "INPUT_TOPICS",
+    "MAX_DEPTH",
+    "MAX_QTY",
+    "MAX_STOCK",
+    "MONEY_LIMIT",
     "TOPIC_OF_TYPE",
     "TYPES_OF_TOPIC",
     "Event",
+    "Limits",
     "Rejection",
     "parse",
     "parse_ts",
@@ -70,7 +75,7 @@ TOPIC_OF_TYPE = {t: topic for topic, types in TYPES_OF_TOPIC.items() for t in ty
 #: Stable reason codes of a rejected message (the ``error`` of a dead letter).
 ERROR_CODES = (
     "empty_message",  # a Kafka record with no value (tombstone)
-    "oversize",  # larger than ingest.max_event_bytes
+    "oversize",  # larger than ingest.max_event_bytes, or unknown fields over ingest.max_unknown_bytes
     "invalid_utf8",
     "invalid_json",
     "not_object",  # valid JSON, but not an object
@@ -81,7 +86,26 @@ ERROR_CODES = (
     "invalid_value",  # right type, wrong form: timestamp, date, enum, time zone
     "kafka_error",  # the consumer reported an error for this message
     "unknown_topic",
+    "too_deep",  # objects and arrays nested deeper than MAX_DEPTH levels
+    "implausible_ts",  # before ingest.min_event_time, or beyond ingest.max_future after receipt
 )
+
+#: Codes of output records that could not be written (set by the flow, not by :func:`parse`):
+#: ``source_topic`` of such a dead letter is the logical *output* topic.
+OUTPUT_ERROR_CODES = (
+    "unserializable",  # orjson could not encode the record, or it is over ingest.max_output_bytes
+    "delivery_failed",  # the producer or the broker refused the message (counted by reason)
+)
+
+#: Plausibility bounds (docs/contract.md, "Bounds"): every integer a rule reads, and every
+#: product and sum of them in one event, stays far inside 64 bits.
+MAX_QTY = 1_000_000  # qty of a line or an event
+MAX_STOCK = 1_000_000_000  # |delta| of stock_adjusted, on_hand of stock_counted
+MONEY_LIMIT = 1_000_000_000  # major units, exclusive: every amount, and qty x unit price of a line
+MAX_DEPTH = 32  # levels of nested objects and arrays, the event object being level 1
+MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, the default ingest.min_event_time
+MAX_FUTURE_MS = 86_400_000  # 1 day, the default ingest.max_future
+MAX_UNKNOWN_BYTES = 16_384  # the default ingest.max_unknown_bytes
 
 #: Event time bounds: 1970-01-01 up to 2200-01-01, in epoch milliseconds.
 _MAX_TS_MS = 7_258_118_400_000
@@ -104,6 +128,21 @@ class Event:
     topic: str
     ts: int
     body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configured ingest limits beyond the contract's fixed rules (``[ingest]`` in the config).
+
+    ``max_unknown_bytes``: the unknown fields of an event, encoded as JSON, take at most this
+    many bytes (``oversize``). ``min_ts_ms``: no event time before this (``implausible_ts``).
+    ``max_future_ms``: no event time more than this after the message was received
+    (``implausible_ts``; checked only when the receipt time is given).
+    """
+
+    max_unknown_bytes: int = MAX_UNKNOWN_BYTES
+    min_ts_ms: int = MIN_EVENT_TIME_MS
+    max_future_ms: int = MAX_FUTURE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +214,26 @@ def parse_ts(value: Any) -> int:
     return ms
 
 
-def parse(raw: bytes | None, topic: str, *, max_bytes: int = 65536) -> Event | Rejection:
-    """Decode and validate one message of logical ``topic``; never raises on input."""
+def parse(
+    raw: bytes | None,
+    topic: str,
+    *,
+    max_bytes: int = 65536,
+    limits: Limits | None = None,
+    received_at_ms: int | None = None,
+) -> Event | Rejection:
+    """Decode and validate one message of logical ``topic``; never raises on input.
+
+    With ``limits``, the unknown fields' size and the event time's plausibility are checked
+    too, after every field rule (the time's upper bound only with ``received_at_ms``, the
+    wall-clock time the message was read): that is what the flow does.
+
+    >>> raw = b'{"event_id": "e1", "type": "order_cancelled", "ts": 1795342530, "order_id": "o1"}'
+    >>> parse(raw, "inventory").ts  # a valid instant (1970-01-21), but epoch seconds
+    1795342530
+    >>> parse(raw, "inventory", limits=Limits(), received_at_ms=1795342530123).error
+    'implausible_ts'
+    """
     if raw is None or len(raw) == 0:
         return Rejection("empty_message", "the message has no value")
     if not isinstance(raw, bytes):
@@ -191,14 +248,33 @@ def parse(raw: bytes | None, topic: str, *, max_bytes: int = 65536) -> Event | R
         if "UTF-8" in str(exc):
             return Rejection("invalid_utf8", f"not valid UTF-8: {exc}")
         return Rejection("invalid_json", f"not valid JSON: {exc}")
-    return validate(body, topic)
+    # Fewer containers than levels allowed cannot nest too deep: skip the walk (C-speed counts).
+    shallow = raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
+    unknown_small = limits is None or len(raw) <= limits.max_unknown_bytes
+    return _validate(body, topic, limits, received_at_ms, check_depth=not shallow, check_unknown=not unknown_small)
 
 
-def validate(body: Any, topic: str) -> Event | Rejection:
-    """Validate a decoded JSON value against the contract of ``topic``."""
+def validate(
+    body: Any, topic: str, *, limits: Limits | None = None, received_at_ms: int | None = None
+) -> Event | Rejection:
+    """Validate a decoded JSON value against the contract of ``topic`` (``limits``: see :func:`parse`)."""
+    return _validate(body, topic, limits, received_at_ms, check_depth=True, check_unknown=limits is not None)
+
+
+def _validate(
+    body: Any,
+    topic: str,
+    limits: Limits | None,
+    received_at_ms: int | None,
+    *,
+    check_depth: bool,
+    check_unknown: bool,
+) -> Event | Rejection:
     try:
         if not isinstance(body, dict):
             raise _Invalid("not_object", f"expected a JSON object, got {_kind(body)}")
+        if check_depth:
+            _check_depth(body)
         types = TYPES_OF_TOPIC.get(topic)
         if types is None:
             raise _Invalid("unknown_topic", f"topic {topic!r} is not an input topic")
@@ -209,6 +285,10 @@ def validate(body: Any, topic: str) -> Event | Rejection:
         ts = parse_ts(_required(body, "ts"))
         _COMMON[topic](body)
         _CHECKS[event_type](body)
+        if limits is not None:
+            if check_unknown:
+                _check_unknown_size(body, topic, event_type, limits.max_unknown_bytes)
+            _check_plausible_ts(ts, limits, received_at_ms)
     except _Invalid as exc:
         return Rejection(exc.error, exc.detail)
     return Event(event_id, event_type, topic, ts, body)
@@ -268,18 +348,24 @@ def _optional_string(obj: Mapping[str, Any], name: str, where: str = "") -> str 
     return _string(obj, name, where)
 
 
-def _integer(obj: Mapping[str, Any], name: str, where: str = "", *, minimum: int | None = None) -> int:
+def _integer(obj: Mapping[str, Any], name: str, where: str = "", *, minimum: int, maximum: int) -> int:
     value = _required(obj, name, where)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid("wrong_type", f"field '{where}{name}': expected integer, got {_kind(value)}")
-    if minimum is not None and value < minimum:
+    if value < minimum:
         raise _Invalid("out_of_range", f"field '{where}{name}': must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise _Invalid("out_of_range", f"field '{where}{name}': must be <= {maximum:_}, got {value}")
     return value
 
 
-def _money(obj: Mapping[str, Any], name: str, where: str = "", *, required: bool = True) -> None:
+def _qty(obj: Mapping[str, Any], where: str = "") -> int:
+    return _integer(obj, "qty", where, minimum=1, maximum=MAX_QTY)
+
+
+def _money(obj: Mapping[str, Any], name: str, where: str = "", *, required: bool = True) -> float:
     if not required and obj.get(name) is None:
-        return
+        return 0
     value = _required(obj, name, where)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Invalid("wrong_type", f"field '{where}{name}': expected number, got {_kind(value)}")
@@ -287,8 +373,18 @@ def _money(obj: Mapping[str, Any], name: str, where: str = "", *, required: bool
         raise _Invalid("out_of_range", f"field '{where}{name}': must be a finite amount >= 0, got {value}")
     if isinstance(value, float) and round(value, 3) != value:
         raise _Invalid("out_of_range", f"field '{where}{name}': at most 3 decimal places, got {value}")
-    if value >= 1e12:
-        raise _Invalid("out_of_range", f"field '{where}{name}': {value} is implausibly large")
+    if value >= MONEY_LIMIT:
+        raise _Invalid("out_of_range", f"field '{where}{name}': {value} is implausibly large (limit 10^9)")
+    return value
+
+
+def _line_value(qty: int, price: float, where: str, price_name: str) -> None:
+    """qty x unit price of one line (or one cart change) stays below the money limit too."""
+    if qty * price >= MONEY_LIMIT:
+        raise _Invalid(
+            "out_of_range",
+            f"field '{where}qty': {qty} x {price_name} {price} is implausibly large (limit 10^9)",
+        )
 
 
 def _boolean(obj: Mapping[str, Any], name: str, where: str = "", *, required: bool = True) -> None:
@@ -319,8 +415,8 @@ def _lines(body: Mapping[str, Any], line_check: Callable[[Mapping[str, Any], str
         if not isinstance(line, dict):
             raise _Invalid("wrong_type", f"field 'lines[{i}]': expected object, got {_kind(line)}")
         _string(line, "sku", where)
-        _integer(line, "qty", where, minimum=1)
-        _money(line, "unit_price", where)
+        qty = _qty(line, where)
+        _line_value(qty, _money(line, "unit_price", where), where, "unit_price")
         line_check(line, where)
 
 
@@ -400,13 +496,13 @@ def _search(body: Mapping[str, Any]) -> None:
 
 def _add_to_cart(body: Mapping[str, Any]) -> None:
     _string(body, "sku")
-    _integer(body, "qty", minimum=1)
-    _money(body, "price")
+    qty = _qty(body)
+    _line_value(qty, _money(body, "price"), "", "price")
 
 
 def _remove_from_cart(body: Mapping[str, Any]) -> None:
     _string(body, "sku")
-    _integer(body, "qty", minimum=1)
+    _qty(body)
 
 
 def _order_placed(body: Mapping[str, Any]) -> None:
@@ -441,13 +537,13 @@ def _return(body: Mapping[str, Any]) -> None:
 def _stock_received(body: Mapping[str, Any]) -> None:
     _string(body, "location_id")
     _string(body, "sku")
-    _integer(body, "qty", minimum=1)
+    _qty(body)
 
 
 def _stock_adjusted(body: Mapping[str, Any]) -> None:
     _string(body, "location_id")
     _string(body, "sku")
-    if _integer(body, "delta") == 0:
+    if _integer(body, "delta", minimum=-MAX_STOCK, maximum=MAX_STOCK) == 0:
         raise _Invalid("out_of_range", "field 'delta': must be non-zero")
     _optional_string(body, "reason")
 
@@ -455,7 +551,7 @@ def _stock_adjusted(body: Mapping[str, Any]) -> None:
 def _stock_counted(body: Mapping[str, Any]) -> None:
     _string(body, "location_id")
     _string(body, "sku")
-    _integer(body, "on_hand", minimum=0)
+    _integer(body, "on_hand", minimum=0, maximum=MAX_STOCK)
 
 
 def _transfer(body: Mapping[str, Any]) -> None:
@@ -463,7 +559,7 @@ def _transfer(body: Mapping[str, Any]) -> None:
     if _string(body, "to_location_id") == source:
         raise _Invalid("invalid_value", "fields 'from_location_id' and 'to_location_id' must differ")
     _string(body, "sku")
-    _integer(body, "qty", minimum=1)
+    _qty(body)
 
 
 def _order_fulfilled(body: Mapping[str, Any]) -> None:
@@ -540,3 +636,108 @@ _CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "profile_updated": _profile_updated,
     "erasure_requested": _erasure_requested,
 }
+
+
+# -- bounds on the whole event -------------------------------------------------
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    """``too_deep`` when objects and arrays nest deeper than :data:`MAX_DEPTH` anywhere.
+
+    Iterative: a deep value must not exhaust the stack here (orjson encodes at most 254
+    levels and Python's deepcopy, used for Bytewax snapshots, about 330).
+    """
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_DEPTH:
+                    raise _Invalid("too_deep", f"objects and arrays nest deeper than {MAX_DEPTH} levels")
+                stack.append((child, depth + 1))
+
+
+_COMMON_FIELDS = frozenset({"event_id", "type", "ts"})
+_TOPIC_FIELDS: dict[str, frozenset[str]] = {
+    "clickstream": frozenset({"channel", "session_id", "customer_id", "anonymous_id"}),
+    "pos": frozenset({"store_id", "receipt_id", "loyalty_id"}),
+    "inventory": frozenset(),
+    "customers": frozenset(),
+}
+_TYPE_FIELDS: dict[str, frozenset[str]] = {
+    "page_view": frozenset({"url"}),
+    "product_view": frozenset({"sku", "price"}),
+    "search": frozenset({"query"}),
+    "add_to_cart": frozenset({"sku", "qty", "price"}),
+    "remove_from_cart": frozenset({"sku", "qty"}),
+    "checkout_started": frozenset(),
+    "order_placed": frozenset({"order_id", "lines", "total", "coupon_code", "fulfillment"}),
+    "login": frozenset({"anonymous_id", "customer_id"}),
+    "sale": frozenset({"lines", "total", "coupon_code"}),
+    "return": frozenset({"lines", "original_receipt_id", "original_order_id"}),
+    "stock_received": frozenset({"location_id", "sku", "qty"}),
+    "stock_adjusted": frozenset({"location_id", "sku", "delta", "reason"}),
+    "stock_counted": frozenset({"location_id", "sku", "on_hand"}),
+    "transfer": frozenset({"from_location_id", "to_location_id", "sku", "qty"}),
+    "order_fulfilled": frozenset({"order_id", "location_id"}),
+    "order_cancelled": frozenset({"order_id"}),
+    "identity_linked": frozenset({"customer_id", "loyalty_id", "anonymous_id"}),
+    "consent_changed": frozenset({"customer_id", "marketing", "channels"}),
+    "profile_updated": frozenset({"customer_id", "birthday", "timezone", "home_store_id"}),
+    "erasure_requested": frozenset({"customer_id"}),
+}
+_LINE_FIELDS: dict[str, frozenset[str]] = {
+    "order_placed": frozenset({"sku", "qty", "unit_price"}),
+    "sale": frozenset({"sku", "qty", "unit_price", "discount"}),
+    "return": frozenset({"sku", "qty", "unit_price", "restock"}),
+}
+_FULFILLMENT_FIELDS = frozenset({"method", "location_id"})
+
+
+def _unknown_bytes(obj: Mapping[str, Any], known: frozenset[str]) -> int:
+    unknown = {k: v for k, v in obj.items() if k not in known}
+    if not unknown:
+        return 0
+    try:
+        return len(orjson.dumps(unknown)) - 2  # without the braces
+    except (TypeError, ValueError):  # not JSON (a caller's dict, not a decoded message)
+        return 1 << 62
+
+
+def unknown_bytes(body: Mapping[str, Any], topic: str, event_type: str) -> int:
+    """The size of a valid event's unknown fields (at the top, in ``lines[]`` and in
+    ``fulfillment``) encoded as JSON objects, without their braces."""
+    known = _COMMON_FIELDS | _TOPIC_FIELDS[topic] | _TYPE_FIELDS[event_type]
+    total = _unknown_bytes(body, known)
+    line_fields = _LINE_FIELDS.get(event_type)
+    if line_fields is not None:
+        total += sum(_unknown_bytes(line, line_fields) for line in body["lines"])
+    if event_type == "order_placed":
+        total += _unknown_bytes(body["fulfillment"], _FULFILLMENT_FIELDS)
+    return total
+
+
+def _check_unknown_size(body: Mapping[str, Any], topic: str, event_type: str, limit: int) -> None:
+    size = unknown_bytes(body, topic, event_type)
+    if size > limit:
+        raise _Invalid("oversize", f"unknown fields take {size} bytes, over the limit of {limit}")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _check_plausible_ts(ts: int, limits: Limits, received_at_ms: int | None) -> None:
+    if ts < limits.min_ts_ms:
+        hint = " (epoch seconds instead of milliseconds?)" if limits.min_ts_ms <= ts * 1000 < _MAX_TS_MS else ""
+        raise _Invalid(
+            "implausible_ts",
+            f"field 'ts': {_iso(ts)} is before ingest.min_event_time {_iso(limits.min_ts_ms)}{hint}",
+        )
+    if received_at_ms is not None and ts > received_at_ms + limits.max_future_ms:
+        raise _Invalid(
+            "implausible_ts",
+            f"field 'ts': {_iso(ts)} is more than ingest.max_future ({limits.max_future_ms} ms) after it was "
+            f"received ({_iso(received_at_ms)})",
+        )

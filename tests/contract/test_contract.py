@@ -360,7 +360,18 @@ def test_bool_and_float_are_not_integers(event_type: str, path: Path, value: Any
         ("sale", ("lines", 0, "unit_price"), -0.5),
         ("sale", ("lines", 0, "discount"), -1),
         ("order_placed", ("total",), 1.2345),  # more than 3 decimals
-        ("add_to_cart", ("price",), 1e12),  # implausibly large
+        ("add_to_cart", ("price",), 1e9),  # implausibly large
+        ("add_to_cart", ("qty",), 1_000_001),
+        ("add_to_cart", ("qty",), 2**64 - 1),  # decodes as an integer: a bound, not a type, refuses it
+        ("sale", ("lines", 0, "qty"), 2**64 - 1),
+        ("sale", ("lines", 0, "unit_price"), 1e9),
+        ("stock_received", ("qty",), 10**6 + 1),
+        ("transfer", ("qty",), 10**6 + 1),
+        ("remove_from_cart", ("qty",), 10**6 + 1),
+        ("stock_adjusted", ("delta",), 10**9 + 1),
+        ("stock_adjusted", ("delta",), -(10**9) - 1),
+        ("stock_adjusted", ("delta",), -(2**63)),
+        ("stock_counted", ("on_hand",), 10**9 + 1),
         ("stock_adjusted", ("delta",), 0),
         ("stock_counted", ("on_hand",), -1),
         ("page_view", ("event_id",), "e" * 129),
@@ -391,7 +402,12 @@ def test_values_out_of_bounds_are_out_of_range(event_type: str, path: Path, valu
         ("stock_counted", ("on_hand",), 0),
         ("stock_adjusted", ("delta",), -1),
         ("add_to_cart", ("price",), 0),
-        ("add_to_cart", ("price",), 999_999_999_999.999),
+        ("product_view", ("price",), 999_999_999.999),
+        ("remove_from_cart", ("qty",), 1_000_000),
+        ("stock_received", ("qty",), 1_000_000),
+        ("stock_adjusted", ("delta",), 10**9),
+        ("stock_adjusted", ("delta",), -(10**9)),
+        ("stock_counted", ("on_hand",), 10**9),
         ("sale", ("total",), 0.001),
         ("page_view", ("event_id",), "e" * 128),
         ("page_view", ("event_id",), "é" * 128),  # characters, not bytes
@@ -701,12 +717,14 @@ def valid_bodies(draw: st.DrawFn) -> dict[str, Any]:
     money = st.integers(0, 10**9).map(lambda m: m / 1000) | st.integers(0, 10**6)
     for key in ("qty",):
         if key in body:
-            body[key] = draw(st.integers(1, 2**63 - 1))
+            body[key] = draw(st.integers(1, 10**6))
     for key in ("price", "total"):
         if key in body:
             body[key] = draw(money)
+    if body.get("qty", 0) * body.get("price", 0) >= 10**9:  # qty x price is bounded too
+        body["price"] = 0.5
     for line in body.get("lines", []):
-        line["qty"] = draw(st.integers(1, 10_000))
+        line["qty"] = draw(st.integers(1, 999))
         line["unit_price"] = draw(money)
     extra = draw(st.dictionaries(st.text(max_size=8).map(lambda k: f"x_{k}"), json_values, max_size=3))
     body.update(extra)

@@ -34,7 +34,8 @@ def final_stock(config: Config) -> dict[tuple[str, str], tuple[int, int]]:
 
 
 def test_simulated_traffic_ends_in_the_reference_state(broker: EmbeddedBroker) -> None:
-    config = make_config(broker, partitions=1)
+    # Copies are re-sent up to a day of event time after their original: a horizon that covers it.
+    config = make_config(broker, partitions=1, TIME__DEDUPE_HORIZON="3d")
     settings = SimulationSettings(seed=5, customers=1_500, days=2, anomalies=False)
     log = list(simulate(settings, DEFAULT_LOCATIONS))
     redelivered = log[::25]
