@@ -1,11 +1,15 @@
-"""Promotions in the flow: the stage after the customer, churn and inventory stages, and its metrics.
+"""Promotions in the flow: two stages after the customer, churn and inventory stages, and their metrics.
 
-The promotions stage is keyed by customer (``shard_of(customer key)``) and
+The ``promotions`` stage is keyed by customer (``shard_of(customer key)``) and
 ordered: it receives each scored customer's activity with their profile facts
 (identity and customers stages), churn scores (churn stage), erasures, and
 SKU stock levels (inventory stage, to every shard), applies them in
-event-time order and decides on the watermark, so the same log gives the same
-promotions with any number of processes and at any replay speed.
+event-time order and runs the triggers. What fires goes as a candidate on the
+``promotion_candidates`` stream to the ``promotion_gate`` stage: one ordered
+shard, which also reads the stock levels, and decides (policy, exact daily
+budgets and waitlists, quiet hours, holdout, attribution), writing the
+``promotions`` and ``promotion_decisions`` topics. The same log gives the same
+records with any number of shards and processes and at any replay speed.
 """
 
 from __future__ import annotations
@@ -14,16 +18,21 @@ from collections import Counter
 
 from flows import metrics
 from flows.domain_spec import DomainSpec
-from flows.topology import PROMOTIONS, READS
+from flows.topology import PROMOTION_GATE, PROMOTIONS, PUBLISHES, READS
 from operators.contract.money import from_millis
 from operators.promotions.attribution import group_of, uplift
 from operators.promotions.domain import Promotions, promotions_shards
+from operators.promotions.gate import PromotionGate
 from operators.promotions.rules import PromotionSettings
 from operators.time.stream_items import Signal
 
 
 def route_promotion(signal: Signal, shards: int) -> set[int]:
     return promotions_shards(signal.body, shards)
+
+
+def route_gate(_signal: Signal, _shards: int) -> tuple[int]:
+    return (0,)
 
 
 class PromotionMetrics:
@@ -33,8 +42,8 @@ class PromotionMetrics:
         self._recorded: Counter[tuple[str, str]] = Counter()
         self._converted: Counter[tuple[str, str]] = Counter()
 
-    def observe_shard(self, _shard: int, promotions: Promotions) -> None:
-        counts = promotions.drain()
+    def observe_shard(self, _shard: int, gate: PromotionGate) -> None:
+        counts = gate.drain()
         for (rule, outcome), n in counts.outcomes.items():
             metrics.PROMOTIONS.labels(rule, outcome).inc(n)
             if outcome in ("sent", "holdout"):
@@ -61,15 +70,25 @@ class PromotionMetrics:
                     metrics.PROMOTION_UPLIFT.labels(rule).set(report.uplift)
 
 
-def promotion_spec(settings: PromotionSettings, shards: int) -> DomainSpec:
+def promotion_specs(settings: PromotionSettings, shards: int) -> list[DomainSpec]:
+    """The customer-sharded ``promotions`` stage and the one-shard ``promotion_gate`` after it."""
     observed = PromotionMetrics()
-    return DomainSpec(
-        PROMOTIONS,
-        route_promotion,
-        lambda shard: Promotions(settings, shard, shards),
-        observed.observe_shard,
-        reads=READS[PROMOTIONS],
-        ordered=True,
-    )
-
-
+    return [
+        DomainSpec(
+            PROMOTIONS,
+            route_promotion,
+            lambda shard: Promotions(settings, shard, shards, local_gate=False),
+            reads=READS[PROMOTIONS],
+            publishes=PUBLISHES[PROMOTIONS],
+            ordered=True,
+        ),
+        DomainSpec(
+            PROMOTION_GATE,
+            route_gate,
+            lambda _shard: PromotionGate(settings),
+            observed.observe_shard,
+            reads=READS[PROMOTION_GATE],
+            shards=1,
+            ordered=True,
+        ),
+    ]

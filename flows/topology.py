@@ -15,6 +15,8 @@ is produced.
                        │     │                          churn ◄─snapshots──┤
                        │     └──activity · erasures──┐    └──churn_scores──┤
                        │          customers ─────────┴───activity · erasures┴─ promotions
+                       │                                                          │ promotion_candidates
+                       │                           inventory ──stock_levels── promotion_gate (1 shard)
                        └─ anomaly
 """
 
@@ -28,12 +30,13 @@ from operators.customers.signals import (
     CUSTOMER_SNAPSHOTS,
 )
 from operators.inventory.domain import STOCK_LEVELS
+from operators.promotions.gate import PROMOTION_CANDIDATES
 
 #: The first stage and the stream it publishes: validated, de-duplicated events.
 SEQUENCE, EVENTS = "sequence", "events"
 #: The domain stages, in the order their steps are added (producers before readers).
-INVENTORY, IDENTITY, CUSTOMERS, CHURN, ANOMALY, PROMOTIONS = (
-    "inventory", "identity", "customers", "churn", "anomaly", "promotions",
+INVENTORY, IDENTITY, CUSTOMERS, CHURN, ANOMALY, PROMOTIONS, PROMOTION_GATE = (
+    "inventory", "identity", "customers", "churn", "anomaly", "promotions", "promotion_gate",
 )  # fmt: skip
 
 #: What each stage's domain publishes.
@@ -44,7 +47,8 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
     CUSTOMERS: (CUSTOMER_SNAPSHOTS, CUSTOMER_ACTIVITY, CUSTOMER_ERASURES),
     CHURN: (CHURN_SCORES,),
     ANOMALY: (),
-    PROMOTIONS: (),
+    PROMOTIONS: (PROMOTION_CANDIDATES,),
+    PROMOTION_GATE: (),
 }
 
 #: What each stage reads.
@@ -55,4 +59,6 @@ READS: dict[str, tuple[str, ...]] = {
     CHURN: (CUSTOMER_SNAPSHOTS,),
     ANOMALY: (EVENTS,),
     PROMOTIONS: (STOCK_LEVELS, CUSTOMER_ACTIVITY, CUSTOMER_ERASURES, CHURN_SCORES),
+    # One shard: daily budgets and waitlists hold over all customers (docs/promotions.md).
+    PROMOTION_GATE: (PROMOTION_CANDIDATES, STOCK_LEVELS),
 }

@@ -1,15 +1,16 @@
 """Trigger-based promotions: the promotions domain of one shard of customers.
 
-:class:`Promotions` turns the items of ``operators.promotions.inputs`` into
-``promotions`` records. Triggers (one module each in
-``operators.promotions.triggers``, the registry) react to every item through
-hooks and propose candidates, directly or when a rule timer they armed fires;
-a candidate waits until event time has moved past its moment, so
-that every candidate of a customer at that moment competes, then
-:class:`~operators.promotions.policy.DeliveryPolicy` decides; conversions are
-attributed with ``operators.promotions.attribution``. Every delay (abandonment,
-follow-up, birthday, quiet hours, waitlist expiry, the decision itself) is a
-timer on ``shard.timers``.
+:class:`Promotions` runs the triggers (one module each in
+``operators.promotions.triggers``, the registry) on the items of
+``operators.promotions.inputs``: they react to every item through hooks and
+propose candidates, directly or when a rule timer they armed fires. The
+decisions are the gate's (``operators.promotions.gate``): daily budgets and
+waitlists hold over all customers, so one gate sees every shard's candidates
+and decides in one order. In the flow the shard sends the gate what it
+needs as signals on the ``promotion_candidates`` stream; on its own
+(``local_gate=True``, the default: one shard, the examples and unit tests) it
+holds a gate and applies the same messages to it directly, at the same
+points, so both give the same records.
 
 Items reach the shard ordered by ``(ts, id)``, so an item's ``ts`` is "now":
 before an item is applied, every timer due before it fires. Outputs are then
@@ -20,13 +21,23 @@ the watermark arrives. See ``docs/promotions.md``.
 from __future__ import annotations
 
 import pickle
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from operators.contract.dead_letter import iso_ms
-from operators.promotions.attribution import ConversionCounts, OpenPromotion, attribute, purchase_of
+from operators.promotions.attribution import purchase_of
+from operators.promotions.gate import (
+    DECISIONS_TOPIC,
+    OUTCOMES,
+    PROMOTION_CANDIDATES,
+    TOPIC,
+    GateInput,
+    PromotionCounts,
+    PromotionGate,
+    Purchased,
+    WaitlistJoin,
+    Withdrawn,
+    policy_view,
+)
 from operators.promotions.inputs import (
     Activity,
     ChurnScore,
@@ -35,15 +46,9 @@ from operators.promotions.inputs import (
     PromotionInput,
     StockLevel,
 )
-from operators.promotions.policy import (
-    DELAYED,
-    Candidate,
-    DeliveryPolicy,
-    budget_share,
-    coupon_code,
-)
+from operators.promotions.policy import Candidate
 from operators.promotions.rules import PromotionSettings, Rule
-from operators.promotions.state import Armed, Customer, Pending
+from operators.promotions.state import Armed, Customer
 from operators.promotions.triggers import REGISTRY, timer_owner
 from operators.promotions.triggers.base import ActivityChange
 from operators.time.shard import DomainShard
@@ -51,17 +56,14 @@ from operators.time.sharding import shard_of
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer, TimerQueue
 
-__all__ = ["OUTCOMES", "TOPIC", "PromotionCounts", "Promotions", "promotions_shards"]
+__all__ = ["DECISIONS_TOPIC", "OUTCOMES", "PROMOTION_CANDIDATES", "TOPIC", "PromotionCounts", "Promotions",
+           "promotions_shards"]
 
-TOPIC = "promotions"
-#: Outcomes besides ``suppressed_<reason>``: ``cancelled`` (a cart, browse or follow-up trigger
-#: withdrawn before it fired) and ``waitlist_full`` (a back-in-stock waitlist turned a customer away).
-OUTCOMES = ("sent", "holdout", DELAYED, "cancelled", "waitlist_full")
-
-# Timer keys (and each trigger's own, its ``timer_prefix``). "~" sorts after every other prefix,
-# so a customer's decision at time T runs after every other timer at T, each of which may add a
-# candidate to it.
-_RULE, _QUIET, _DECIDE = "r:", "q:", "~d:"
+# The shard's rule timers (and each trigger's own, its ``timer_prefix``); the gate's are ``q:``,
+# ``w:`` and ``~d:``.
+_RULE = "r:"
+# Order of the signals a timer causes: after every item at the timer's time, as on the shard.
+_AFTER_ITEMS = "\uffff"
 
 
 def promotions_shards(item: PromotionInput, shards: int) -> set[int]:
@@ -75,25 +77,11 @@ def promotions_shards(item: PromotionInput, shards: int) -> set[int]:
     return {shard_of(item.customer_key, shards)}
 
 
-# The state classes moved to ``operators.promotions.state``; their old names stay for snapshots
-# pickled before.
-_Armed, _Pending, _Customer = Armed, Pending, Customer
-
-
-@dataclass
-class PromotionCounts:
-    """What happened since the last :meth:`Promotions.drain`, for the metrics.
-
-    ``outcomes`` by ``(rule, outcome)``: ``sent``, ``holdout``,
-    ``suppressed_<reason>`` and the :data:`OUTCOMES`.
-    """
-
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    conversions: ConversionCounts = field(default_factory=ConversionCounts)
-
-
 class Promotions:
     """The promotions domain of shard ``shard`` of ``shards`` (a ``Domain`` for ``DomainShard``).
+
+    With ``local_gate`` it decides itself (a gate of its own: one shard in
+    all); without, it publishes the gate's inputs as signals.
 
     >>> from operators.contract.events import Event
     >>> from operators.promotions.examples import example_settings
@@ -107,23 +95,29 @@ class Promotions:
     >>> shard.on_event(Activity(facts, Event("e1", "add_to_cart", "clickstream", noon,
     ...                                      {"sku": "MUG", "qty": 1, "price": 9.5})))
     []
-    >>> [out] = shard.on_progress(Progress(0, noon + 3_600_001))  # one hour later, no order
+    >>> out, decided = shard.on_progress(Progress(0, noon + 3_600_001))  # one hour later, no order
     >>> out.value["rule"], out.value["offer"], out.value["ts"], out.value["cause_event_id"]
     ('cart_reminder', {'kind': 'percent_off', 'value': 10, 'skus': ['MUG']}, '2026-11-22T13:00:00.000Z', 'e1')
+    >>> decided.topic, decided.value["outcome"], decided.value["promotion_id"] == out.value["promotion_id"]
+    ('promotion_decisions', 'sent', True)
     >>> shard.domain.drain().outcomes
     Counter({('cart_reminder', 'sent'): 1})
     """
 
-    def __init__(self, settings: PromotionSettings, shard: int = 0, shards: int = 1) -> None:
+    def __init__(self, settings: PromotionSettings, shard: int = 0, shards: int = 1, *,
+                 local_gate: bool = True) -> None:
         self.settings = settings
         self.shard = shard
         self.shards = shards
-        self.policy = DeliveryPolicy(settings, shard, shards)
+        self.gate = PromotionGate(settings) if local_gate else None
         self._customers: dict[str, Customer] = {}
         self._levels: dict[str, int] = {}  # sku -> network availability, kept while at or below a threshold
-        self._waitlists: dict[tuple[str, str], dict[str, int]] = {}  # (rule, sku) -> customer -> joined at
         self._in_cart: dict[str, dict[str, None]] = {}  # sku -> customers with it in their cart
-        self.counts = PromotionCounts()
+        # What the item or timer being applied has produced so far, and its order (for the signals').
+        self._out: list[Output | Signal] = []
+        self._origin = ""
+        self._sent = 0
+        self._clock = 0  # the event time of the item or timer being applied
 
     # -- queries
 
@@ -133,55 +127,63 @@ class Promotions:
         return None if cust is None else cust.facts
 
     def waitlist(self, rule: str, sku: str) -> list[str]:
-        """Customers on a back-in-stock waitlist of this shard, first come first."""
-        return list(self._waitlists.get((rule, sku), {}))
+        """Customers on a back-in-stock waitlist, first come first (the local gate's; [] without one)."""
+        return [] if self.gate is None else self.gate.waitlist(rule, sku)
 
     def drain(self) -> PromotionCounts:
-        """The counts since the last drain (the wiring adds them to its Prometheus counters)."""
-        counts, self.counts = self.counts, PromotionCounts()
-        return counts
+        """The local gate's counts since the last drain (empty without one: the gate stage counts)."""
+        return PromotionCounts() if self.gate is None else self.gate.drain()
 
     def state_size_bytes(self) -> int:
         """Bytes of this domain's pickled state (what a recovery snapshot stores)."""
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_out"] = []  # only ever non-empty while an item is applied
+        return state
+
     # -- Domain protocol
 
-    def on_event(self, item: PromotionInput | Signal, shard: DomainShard[Any]) -> list[Output]:
+    def on_event(self, item: PromotionInput | Signal, shard: DomainShard[Any]) -> list[Output | Signal]:
         """Apply one item (or a :class:`Signal` carrying one); first fire every timer due before it.
 
         Items come in event-time order, so nothing due before this item can still be changed.
         """
+        order = item.order if isinstance(item, Signal) else None
         if isinstance(item, Signal):
             item = item.body
-        outputs: list[Output] = []
+        outputs: list[Output | Signal] = []
         for timer in shard.timers.pop_due(item.ts - 1):
             outputs.extend(self.on_timer(timer, shard))
+        if not isinstance(item, Activity | StockLevel | ChurnScore | Erasure):
+            raise TypeError(f"not a promotions input: {type(item).__name__}")
+        self._begin(order if order is not None else f"{item.ts:015d}:{item.cause_event_id}", item.ts)
         ctx = _Context(self, shard)
         if isinstance(item, Activity):
             self._on_activity(item, ctx)
         elif isinstance(item, StockLevel):
+            if self.gate is not None:  # the gate's restocks come before the shard's proposals
+                self._out.extend(self.gate.apply(item, item.ts, shard.timers))
             self._on_stock_level(item, ctx)
         elif isinstance(item, ChurnScore):
             self._on_churn_score(item, ctx)
-        elif isinstance(item, Erasure):
-            self._on_erasure(item, ctx)
         else:
-            raise TypeError(f"not a promotions input: {type(item).__name__}")
+            self._on_erasure(item, ctx)
+        outputs.extend(self._take())
         return outputs
 
-    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output]:
-        if timer.key.startswith(_DECIDE):
-            return self._decide(timer.payload, timer.deadline, shard)
+    def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Output | Signal]:
+        if self.gate is not None and PromotionGate.owns(timer.key):
+            return list(self.gate.on_timer(timer, shard))
+        self._begin(_AFTER_ITEMS + timer.key, timer.deadline)
         if timer.key.startswith(_RULE):
             self._fire_rule(timer.payload, timer.deadline, _Context(self, shard))
-        elif timer.key.startswith(_QUIET):
-            self._release(timer.payload, timer.deadline, shard)
         else:
             owner = timer_owner(timer.key)
             if owner is not None:
                 owner.on_timer(_Context(self, shard), timer)
-        return []
+        return self._take()
 
     def on_watermark(self, shard: DomainShard[Any]) -> list[Output]:
         """Nothing to do: every delay is a timer."""
@@ -191,22 +193,24 @@ class Promotions:
 
     def _on_activity(self, item: Activity, ctx: _Context) -> None:
         event, facts, now = item.event, item.facts, item.ts
-        cust = self._customers.get(item.customer_key)
+        key = item.customer_key
+        cust = self._customers.get(key)
         previous = None if cust is None else cust.facts
         if cust is None:
-            cust = self._customers[item.customer_key] = Customer(facts)
+            cust = self._customers[key] = Customer(facts)
         cust.facts = facts
         cart_changed = previous is None or facts.cart != previous.cart
         if cart_changed:
-            self._index_cart(item.customer_key, previous, facts)
+            self._index_cart(key, previous, facts)
+        if cust.told is not None:
+            view = policy_view(facts)
+            if view != cust.told:
+                cust.told = view
+                self._send(view, key, now, ctx.shard)
         purchase = purchase_of(event)
-        if purchase is not None:
-            cust.open = [promo for promo in cust.open if promo.closes_at >= now]
-            found = attribute(cust.open, purchase)
-            if found is not None:
-                promo, via = found
-                self.counts.conversions.add(promo, via, purchase.revenue_millis)
-                cust.open.remove(promo)
+        if purchase is not None and cust.told is not None:
+            skus = tuple(dict.fromkeys(line["sku"] for line in event.body["lines"]))
+            self._send(Purchased(key, purchase, skus), key, now, ctx.shard)
         change = ActivityChange(item, cust, previous, purchase is not None, cart_changed)
         for name, trigger in REGISTRY.items():
             trigger.on_activity(ctx, self.settings.enabled(name), change)
@@ -234,25 +238,26 @@ class Promotions:
         cust = self._customers.pop(key, None)
         if cust is None:
             return
-        for candidate in (*cust.candidates, *(pending.candidate for pending in cust.pending)):
-            self.counts.outcomes[candidate.rule, "suppressed_erased"] += 1
-        ctx.timers.forget([*(f"{_RULE}{rule}:{key}" for rule in cust.armed), _QUIET + key, _DECIDE + key])
+        ctx.timers.forget([f"{_RULE}{rule}:{key}" for rule in cust.armed])
         for trigger in REGISTRY.values():
             trigger.on_erasure(ctx, cust)
         self._index_cart(key, cust.facts, None)
+        if cust.told is not None:
+            self._send(item, key, item.ts, ctx.shard)
 
-    # -- timers, candidates and decisions
+    # -- rule timers, and what goes to the gate
 
     def _arm(self, cust: Customer, rule: Rule, deadline: int, armed: Armed, shard: DomainShard[Any]) -> None:
         shard.timers.schedule(f"{_RULE}{rule.name}:{armed.customer_key}", deadline, armed)
-        cust.armed[rule.name] = None
+        cust.armed[rule.name] = armed.cause_event_id
 
     def _disarm(self, cust: Customer, rule_name: str, shard: DomainShard[Any], count: bool = True) -> None:
-        if rule_name in cust.armed:
-            del cust.armed[rule_name]
-            shard.timers.cancel(f"{_RULE}{rule_name}:{cust.facts.customer_key}")
+        cause = cust.armed.pop(rule_name, None)
+        if cause is not None:
+            key = cust.facts.customer_key
+            shard.timers.cancel(f"{_RULE}{rule_name}:{key}")
             if count:
-                self.counts.outcomes[rule_name, "cancelled"] += 1
+                self._send(Withdrawn(rule_name, key, cause), key, self._clock, shard)
 
     def _fire_rule(self, armed: Armed, now: int, ctx: _Context) -> None:
         cust = self._customers.get(armed.customer_key)
@@ -264,69 +269,41 @@ class Promotions:
             return
         fired = REGISTRY[rule.trigger].on_fire(ctx, rule, cust, armed, now)
         if fired is None:
-            self.counts.outcomes[rule.name, "cancelled"] += 1
+            self._send(Withdrawn(rule.name, armed.customer_key, armed.cause_event_id), armed.customer_key, now,
+                       ctx.shard)
             return
-        self._propose(cust, Candidate.create(rule.name, fired.customer_key, fired.cause_event_id, now, fired.skus,
-                                             fired.reason), now, ctx.shard)
+        self._tell(cust, Candidate.create(rule.name, fired.customer_key, fired.cause_event_id, now, fired.skus,
+                                          fired.reason), now, ctx.shard)
 
-    def _propose(self, cust: Customer, candidate: Candidate, now: int, shard: DomainShard[Any]) -> None:
-        """Add a candidate to the customer's decision at ``now`` (made once time has moved past it)."""
-        cust.candidates.append(candidate)
-        shard.timers.schedule(_DECIDE + candidate.customer_key, now, candidate.customer_key)
+    def _tell(self, cust: Customer, body: GateInput, now: int, shard: DomainShard[Any]) -> None:
+        """Send ``body`` about ``cust`` to the gate, after their policy facts if the gate lacks them."""
+        key = cust.facts.customer_key
+        view = policy_view(cust.facts)
+        if cust.told != view:
+            cust.told = view
+            self._send(view, key, now, shard)
+        self._send(body, key, now, shard)
 
-    def _release(self, key: str, now: int, shard: DomainShard[Any]) -> None:
-        cust = self._customers.get(key)
-        if cust is None:
+    def _send(self, body: GateInput, key: str, now: int, shard: DomainShard[Any]) -> None:
+        """Apply ``body`` to the local gate, or publish it for the gate stage.
+
+        A signal's order is that of the item (or timer) being applied, then the
+        customer and a count: the gate applies them in the order this shard
+        produced them, and two shards never produce the same order.
+        """
+        if self.gate is not None:
+            self._out.extend(self.gate.apply(body, now, shard.timers))
             return
-        due = [pending for pending in cust.pending if pending.release <= now]
-        cust.pending = [pending for pending in cust.pending if pending.release > now]
-        for pending in due:
-            self._propose(cust, pending.candidate, now, shard)
-        if cust.pending:
-            shard.timers.schedule(_QUIET + key, min(pending.release for pending in cust.pending), key)
+        self._sent += 1
+        self._out.append(Signal(PROMOTION_CANDIDATES, key, now, f"{self._origin}\x1f{key}\x1f{self._sent:05d}",
+                                body))
 
-    def _decide(self, key: str, now: int, shard: DomainShard[Any]) -> list[Output]:
-        cust = self._customers.get(key)
-        if cust is None or not cust.candidates:
-            return []
-        candidates, cust.candidates = cust.candidates, []
-        decision = self.policy.decide(now, cust.facts, cust.history, candidates)
-        outcomes = self.counts.outcomes
-        for candidate, reason in decision.suppressed:
-            outcomes[candidate.rule, f"suppressed_{reason}"] += 1
-        winner = decision.winner
-        if winner is None:
-            return []
-        rule = self.settings.rule(winner.rule)
-        assert rule is not None
-        expires_at = winner.created_at + rule.expiry_ms
-        if decision.delay_until is not None:
-            if decision.delay_until >= expires_at:
-                outcomes[winner.rule, "suppressed_expired"] += 1
-                return []
-            outcomes[winner.rule, DELAYED] += 1
-            cust.pending.append(Pending(winner, decision.delay_until))
-            shard.timers.schedule(_QUIET + key, min(pending.release for pending in cust.pending), key)
-            return []
-        self.policy.commit(winner, now, cust.history)
-        outcomes[winner.rule, "holdout" if decision.holdout else "sent"] += 1
-        code = coupon_code(winner.promotion_id)
-        cust.open.append(OpenPromotion(winner.promotion_id, rule.name, code, decision.holdout, now,
-                                       now + self.settings.policy.attribution_window_ms, expires_at))
-        return [Output(TOPIC, key, {
-            "promotion_id": winner.promotion_id,
-            "customer_id": key,
-            "rule": rule.name,
-            "offer": rule.offer.record(winner.skus),
-            "coupon_code": code,
-            "channel": rule.channel,
-            "reason": winner.reason,
-            "created_at": iso_ms(winner.created_at),
-            "expires_at": iso_ms(expires_at),
-            "holdout": decision.holdout,
-            "ts": iso_ms(now),
-            "cause_event_id": winner.cause_event_id,
-        }, now)]
+    def _begin(self, origin: str, now: int) -> None:
+        self._origin, self._sent, self._clock = origin, 0, now
+
+    def _take(self) -> list[Output | Signal]:
+        out, self._out = self._out, []
+        return out
 
     # -- indexes
 
@@ -360,10 +337,6 @@ class _Context:
     def timers(self) -> TimerQueue[Any]:
         return self.shard.timers
 
-    @property
-    def waitlists(self) -> dict[tuple[str, str], dict[str, int]]:
-        return self.domain._waitlists
-
     def customer(self, key: str) -> Customer:
         return self.domain._customers[key]
 
@@ -373,17 +346,15 @@ class _Context:
     def in_cart(self, sku: str) -> Iterable[str]:
         return self.domain._in_cart.get(sku, {})
 
-    def share(self, total: int) -> int:
-        return budget_share(total, self.domain.shard, self.domain.shards)
+    def join_waitlist(self, cust: Customer, rule: Rule, sku: str, now: int, cause_event_id: str) -> None:
+        self.domain._tell(cust, WaitlistJoin(rule.name, cust.facts.customer_key, sku, cause_event_id), now,
+                          self.shard)
 
     def propose(self, cust: Customer, candidate: Candidate, now: int) -> None:
-        self.domain._propose(cust, candidate, now, self.shard)
+        self.domain._tell(cust, candidate, now, self.shard)
 
     def arm(self, cust: Customer, rule: Rule, deadline: int, armed: Armed) -> None:
         self.domain._arm(cust, rule, deadline, armed, self.shard)
 
     def disarm(self, cust: Customer, rule: str, *, count: bool = True) -> None:
         self.domain._disarm(cust, rule, self.shard, count)
-
-    def count(self, rule: str, outcome: str) -> None:
-        self.domain.counts.outcomes[rule, outcome] += 1

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from operators.contract.events import TOPIC_OF_TYPE, Event
-from operators.promotions.domain import Promotions
+from operators.promotions.domain import TOPIC, Promotions
 from operators.promotions.inputs import Activity, CustomerFacts
 from operators.promotions.rules import PromotionSettings, promotions_from_mapping
 from operators.time.shard import DomainShard
@@ -68,4 +68,4 @@ def order(facts: CustomerFacts, event_id: str, ts: int, total: float = 20.0, sku
 def fire(shard: DomainShard[Promotions], watermark: int) -> list[tuple[str, str, str]]:
     """Move the shard's watermark: the ``(rule, customer, reason)`` of each promotion recorded."""
     return [(out.value["rule"], out.value["customer_id"], out.value["reason"])
-            for out in shard.on_progress(Progress(0, watermark))]
+            for out in shard.on_progress(Progress(0, watermark)) if out.topic == TOPIC]

@@ -54,7 +54,6 @@ __all__ = [
     "DailyBudget",
     "Decision",
     "DeliveryPolicy",
-    "budget_share",
     "consent_allows",
     "coupon_code",
     "customer_zone",
@@ -74,7 +73,7 @@ SUPPRESSION_REASONS = (
     "no_channel",  # email/push/sms to a loyalty-card-only customer (no account to reach)
     "consent",  # opted out, not consented to this channel, or unknown under unknown_consent = "deny"
     "reeligibility",  # this rule reached this customer less than `reeligibility` ago
-    "budget",  # the rule's daily budget (this shard's share) is spent
+    "budget",  # the rule's daily budget is spent (exact over all shards: the gate decides)
     "cap",  # a frequency cap of the channel would be exceeded
     "outranked",  # another candidate of the customer at the same moment won on priority
     "erased",  # the customer was erased while it was pending
@@ -143,15 +142,6 @@ def consent_allows(facts: CustomerFacts, channel: str, unknown_consent: bool) ->
 def utc_day(ts: int) -> int:
     """The budget day of an event time: days since 1970-01-01, UTC."""
     return ts // DAY_MS
-
-
-def budget_share(budget: int, shard: int, shards: int) -> int:
-    """This shard's share of a daily budget: the shares add up to ``budget`` exactly.
-
-    >>> [budget_share(10, s, 4) for s in range(4)]
-    [3, 3, 2, 2]
-    """
-    return budget // shards + (1 if shard < budget % shards else 0)
 
 
 @lru_cache(maxsize=512)
@@ -269,16 +259,14 @@ class ContactHistory:
 
 
 class DailyBudget:
-    """Records per rule and UTC day on one shard, against this shard's share of each budget.
+    """Records per rule and UTC day, against each rule's whole budget (one instance: the gate's).
 
-    >>> budget = DailyBudget(shard=0, shards=1)
+    >>> budget = DailyBudget()
     >>> budget.spend("r1", 0); budget.available("r1", 1, 5), budget.available("r1", 1, DAY_MS)
     (False, True)
     """
 
-    def __init__(self, shard: int = 0, shards: int = 1) -> None:
-        self.shard = shard
-        self.shards = shards
+    def __init__(self) -> None:
         self._used: dict[str, tuple[int, int]] = {}  # rule -> (utc day, records)
 
     def available(self, rule: str, budget: int | None, now: int) -> bool:
@@ -287,7 +275,7 @@ class DailyBudget:
         day, used = self._used.get(rule, (utc_day(now), 0))
         if day != utc_day(now):
             used = 0
-        return used < budget_share(budget, self.shard, self.shards)
+        return used < budget
 
     def spend(self, rule: str, now: int) -> None:
         day, used = self._used.get(rule, (utc_day(now), 0))
@@ -332,11 +320,11 @@ class Decision:
 
 
 class DeliveryPolicy:
-    """The policy of one shard: the settings, and the shard's daily budgets (its only state)."""
+    """The policy: the settings, and the daily budgets (its only state; one instance, the gate's)."""
 
-    def __init__(self, settings: PromotionSettings, shard: int = 0, shards: int = 1) -> None:
+    def __init__(self, settings: PromotionSettings) -> None:
         self.settings = settings
-        self.budget = DailyBudget(shard, shards)
+        self.budget = DailyBudget()
         caps = settings.policy.frequency_caps
         self.keep_ms = max((cap.window_ms for channel in caps.values() for cap in channel), default=0)
 

@@ -65,7 +65,7 @@ class Signal:
 class Output:
     """A record for an output topic: logical topic name, Kafka key and JSON value.
 
-    Logical topics: ``promotions``, ``inventory_updates``, ``alerts``,
+    Logical topics: ``promotions``, ``promotion_decisions``, ``inventory_updates``, ``alerts``,
     ``customer_scores``, ``dead_letters``. ``ts_ms`` is the event time the
     record's ``ts`` shows, as epoch ms (for the end-to-end latency metric;
     not part of the record or of equality).

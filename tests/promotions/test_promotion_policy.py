@@ -18,7 +18,6 @@ from operators.promotions.policy import (
     ContactHistory,
     DailyBudget,
     DeliveryPolicy,
-    budget_share,
     consent_allows,
     in_holdout,
     local_epoch_ms,
@@ -96,11 +95,6 @@ def test_caps_are_never_exceeded_in_any_window(attempts: list[int]) -> None:
 
 # -- budgets ---------------------------------------------------------------------------
 
-
-@given(st.integers(1, 10_000), st.integers(1, 256))
-def test_budget_shares_add_up_to_the_budget(budget: int, shards: int) -> None:
-    shares = [budget_share(budget, s, shards) for s in range(shards)]
-    assert sum(shares) == budget and max(shares) - min(shares) <= 1
 
 
 def test_budget_is_spent_and_resets_at_utc_midnight() -> None:

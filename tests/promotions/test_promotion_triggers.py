@@ -199,13 +199,15 @@ def test_the_waitlist_is_bounded_first_come_first_served() -> None:
     assert h.outcomes == {("restock", "waitlist_full"): 1, ("restock", "sent"): 2}
 
 
-def test_the_waitlist_bound_is_split_over_shards_and_adds_up() -> None:
-    h = Harness(settings({"restock": rule("restock", waitlist_size=3)}), shards=2)
-    h.feed(StockLevel("MUG", NOON, 0, "inv1"),
-           *(view(facts(f"c{i}"), f"v{i}", NOON + i, "MUG") for i in range(40)),
-           StockLevel("MUG", NOON + HOUR, 9, "inv2"))
-    h.advance(NOON + DAY)
-    assert len(h.records) == 3
+def test_the_waitlist_bound_is_exact_over_shards_first_come_first_served() -> None:
+    for shards in (1, 2, 8):
+        h = Harness(settings({"restock": rule("restock", waitlist_size=3)}), shards=shards, split=True)
+        h.feed(StockLevel("MUG", NOON, 0, "inv1"),
+               *(view(facts(f"c{i}"), f"v{i}", NOON + i, "MUG") for i in range(40)),
+               StockLevel("MUG", NOON + HOUR, 9, "inv2"))
+        h.advance(NOON + DAY)
+        assert sorted(r["customer_id"] for r in h.records) == ["c0", "c1", "c2"]
+        assert h.outcomes == {("restock", "sent"): 3, ("restock", "waitlist_full"): 37}
 
 
 def test_a_waitlist_entry_expires_after_its_ttl_and_a_purchase_leaves_it() -> None:

@@ -2,7 +2,7 @@
 
 The reference is every domain stage of the flow (``domain_specs``) run by
 ``flows.local.LocalFlow`` on the de-duplicated events. The Kafka flow must
-publish exactly its ``promotions`` records: in one process, in two, across a
+publish exactly its ``promotions`` records (and its ``promotion_decisions``): in one process, in two, across a
 SIGTERM and a restart from recovery (repeats allowed, never a different
 record under one ``promotion_id``), and with any input batch size.
 """
@@ -50,14 +50,16 @@ class Scenario:
     log: list[dict[str, Any]]
     end: int
     expected: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
 
     def closed(self) -> list[dict[str, Any]]:
         return self.log + closing_events(self.end, spread=SPREAD)
 
 
-def reference(config: Config, log: list[dict[str, Any]], watermark: int) -> list[dict[str, Any]]:
-    """The promotions of every domain stage run in-process on the de-duplicated ``log``."""
-    return records_of(run_local(domain_specs(config, load_promotions()), config.flow.shards, log, watermark), "promotions")
+def reference(config: Config, log: list[dict[str, Any]], watermark: int) -> tuple[list[dict[str, Any]], ...]:
+    """The promotions and decisions of every domain stage run in-process on the de-duplicated ``log``."""
+    flow = run_local(domain_specs(config, load_promotions()), config.flow.shards, log, watermark)
+    return records_of(flow, "promotions"), records_of(flow, "promotion_decisions")
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +67,9 @@ def scenario(broker: EmbeddedBroker) -> Scenario:
     config = make_config(broker, partitions=2)
     log = list(simulate(SIMULATION))
     end = log[-1]["ts"] + 2 * HOUR_MS
-    expected = reference(config, log + closing_events(end, spread=SPREAD), end - config.time.allowed_lateness_ms)
-    return Scenario(log, end, expected)
+    expected, decisions = reference(config, log + closing_events(end, spread=SPREAD),
+                                    end - config.time.allowed_lateness_ms)
+    return Scenario(log, end, expected, decisions)
 
 
 def by_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -86,24 +89,27 @@ def test_simulated_log_gives_the_local_flows_promotions(broker: EmbeddedBroker, 
     records = read_json(config, "promotions")
     assert canonical(records) == canonical(scenario.expected)
     assert len(by_id(records)) == len(records)  # no repeats without a restart
+    assert canonical(read_json(config, "promotion_decisions")) == canonical(scenario.decisions)
+    assert any(d["outcome"].startswith("suppressed_") for d in scenario.decisions)
     rules = {r["rule"] for r in scenario.expected}
     assert {"cart_reminder", "birthday", "browse_nudge"} <= rules, rules
 
 
-def _cli_run(config: Config, processes: int) -> list[dict[str, Any]]:
+def _cli_run(config: Config, processes: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     _run_processes([sys.executable, "-m", "channelflow.cli", "run", "--until-end"], processes, _env(config))
-    return read_json(config, "promotions")
+    return read_json(config, "promotions"), read_json(config, "promotion_decisions")
 
 
 @pytest.mark.slow
 def test_one_and_two_processes_publish_the_same_promotions(broker: EmbeddedBroker, scenario: Scenario) -> None:
-    published = {}
+    published, decided = {}, {}
     for processes in (1, 2):
         config = make_config(broker, partitions=2)
         produce_events(config, scenario.closed())
-        published[processes] = _cli_run(config, processes)
+        published[processes], decided[processes] = _cli_run(config, processes)
     assert sorted(by_id(published[1])) == sorted(by_id(published[2]))
     assert canonical(published[1]) == canonical(published[2]) == canonical(scenario.expected)
+    assert canonical(decided[1]) == canonical(decided[2]) == canonical(scenario.decisions)
 
 
 @pytest.mark.slow

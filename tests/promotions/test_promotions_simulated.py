@@ -18,7 +18,7 @@ from channelflow.simulator import SimulationSettings, simulate
 from channelflow.simulator.shopping import CHECKOUT_RATE, ORDER_RATE
 from flows.main import domain_specs
 from operators.contract.events import parse_ts
-from operators.promotions.domain import Promotions
+from operators.promotions.gate import PromotionGate
 from operators.promotions.rules import CartAbandoned, PromotionSettings
 from tests.customers.test_customers import click, crm, order
 from tests.flow_harness import records_of, run_local
@@ -43,9 +43,10 @@ class Run:
         self.events = {b["event_id"]: b for b in bodies}
         self.records = records_of(self.flow, "promotions")
         self.outcomes: Counter[tuple[str, str]] = Counter()
-        for domain in self.flow.domains("promotions"):
-            assert isinstance(domain, Promotions)
+        for domain in self.flow.domains("promotion_gate"):
+            assert isinstance(domain, PromotionGate)
             self.outcomes.update(domain.drain().outcomes)
+        self.decided = records_of(self.flow, "promotion_decisions")
 
     def timezone(self, key: str) -> str:
         for domain in self.flow.domains("promotions"):

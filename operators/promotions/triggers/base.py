@@ -6,8 +6,10 @@ timers of a promotions shard through hooks. A hook receives every enabled
 rule of the trigger (in file order; maybe none: state may still need tending)
 and acts through a :class:`Context`: it proposes candidates for a decision,
 arms or disarms a rule timer (whose firing comes back to :meth:`Trigger.on_fire`),
-or counts an outcome. Timers, decisions, delivery policy and attribution stay
-with the domain (``operators.promotions.domain``).
+or asks for a waitlist place. Timers stay with the domain of the customer's
+shard (``operators.promotions.domain``); decisions, delivery policy, budgets,
+waitlists and attribution with the gate (``operators.promotions.gate``), which
+sees every shard's candidates.
 
 Every hook of :class:`Trigger` has a default that does nothing, so a trigger
 class subclasses it and overrides only the hooks it needs:
@@ -85,11 +87,6 @@ class Context(Protocol):
         """The shard's timers, for a trigger's own timers (keys starting with its ``timer_prefix``)."""
         ...
 
-    @property
-    def waitlists(self) -> dict[tuple[str, str], dict[str, int]]:
-        """``back_in_stock`` waitlists of this shard: (rule, sku) -> customer -> joined at."""
-        ...
-
     def customer(self, key: str) -> Customer:
         """A customer the shard holds."""
         ...
@@ -102,8 +99,8 @@ class Context(Protocol):
         """The customers of this shard with ``sku`` in their cart."""
         ...
 
-    def share(self, total: int) -> int:
-        """This shard's share of a bound that holds over all shards (a waitlist size)."""
+    def join_waitlist(self, cust: Customer, rule: Rule, sku: str, now: int, cause_event_id: str) -> None:
+        """Ask the gate for a place on the rule's waitlist of ``sku`` (a global bound, decided there)."""
         ...
 
     def propose(self, cust: Customer, candidate: Candidate, now: int) -> None:
@@ -115,11 +112,8 @@ class Context(Protocol):
         ...
 
     def disarm(self, cust: Customer, rule: str, *, count: bool = True) -> None:
-        """Cancel the rule's timer for this customer, if set, counting it as ``cancelled`` if ``count``."""
-        ...
-
-    def count(self, rule: str, outcome: str) -> None:
-        """Count one ``outcome`` of ``rule`` (a metric)."""
+        """Cancel the rule's timer for this customer, if set; if ``count``, a ``cancelled`` decision (the gate
+        counts and records it)."""
         ...
 
 
@@ -135,7 +129,7 @@ class Trigger(Protocol):
     params: type[Any]
     keys: Mapping[str, Parser]
     #: Prefix of the trigger's own timer keys, routed to :meth:`on_timer` ("": none). Not ``r:``,
-    #: ``q:`` or ``~d:`` (the domain's).
+    #: ``q:``, ``w:`` or ``~d:`` (the domain's and the gate's).
     timer_prefix: str = ""
 
     def stock_watch(self, rules: tuple[Rule, ...]) -> int:
