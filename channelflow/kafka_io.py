@@ -10,6 +10,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from channelflow.logs import kafka_client_config
 from operators.contract.events import partition_key, topic_for_type
 
 Record = tuple[str, bytes | None, bytes]
@@ -18,7 +19,7 @@ Record = tuple[str, bytes | None, bytes]
 
 def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 30.0) -> None:
     """Create the topics that do not exist yet; wait until the broker knows them."""
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient({"bootstrap.servers": brokers, **kafka_client_config()})
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
     if wanted:
@@ -36,9 +37,15 @@ def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeo
         time.sleep(0.05)
 
 
+def missing_topics(brokers: str, names: Iterable[str], timeout: float = 30.0) -> list[str]:
+    """The topics of ``names`` the broker does not have."""
+    existing = AdminClient({"bootstrap.servers": brokers, **kafka_client_config()}).list_topics(timeout=timeout).topics
+    return [name for name in dict.fromkeys(names) if name not in existing]
+
+
 def count_partitions(brokers: str, topics: Iterable[str], timeout: float = 30.0) -> int:
     """Total partitions of ``topics``; ValueError naming a topic the broker does not have."""
-    metadata = AdminClient({"bootstrap.servers": brokers}).list_topics(timeout=timeout)
+    metadata = AdminClient({"bootstrap.servers": brokers, **kafka_client_config()}).list_topics(timeout=timeout)
     total = 0
     for topic in topics:
         meta = metadata.topics.get(topic)
@@ -79,6 +86,7 @@ def produce(
             "linger.ms": linger_ms,
             "queue.buffering.max.messages": 500_000,
             "enable.idempotence": False,
+            **kafka_client_config(),
         }
     )
     failures: list[str] = []
@@ -112,6 +120,16 @@ def produce(
     return count
 
 
+def _behind(consumer: Consumer, topic: str, partitions: Iterable[int]) -> bool:
+    """True if some partition's high watermark is beyond the consumer's position."""
+    for partition in partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+        position = consumer.position([TopicPartition(topic, partition)])[0].offset
+        if high > 0 and (position < 0 or position < high):
+            return True
+    return False
+
+
 def consume_all(
     brokers: str,
     topic: str,
@@ -124,14 +142,17 @@ def consume_all(
     """Read a topic from the beginning: (key, value) pairs, in partition order.
 
     Stops when ``expect`` messages were read, or after ``idle`` seconds with
-    nothing new (``first_wait`` before the first message), or at ``timeout``.
-    Tansu's high watermarks can lag, so this consumes rather than counts offsets.
+    nothing new (``first_wait`` before the first message) once no partition's
+    high watermark is ahead of what was read, or at ``timeout``. Tansu's high
+    watermarks can lag behind what was written, so they are a lower bound here,
+    not the end.
     """
     consumer = Consumer(
         {
             "bootstrap.servers": brokers,
             "group.id": f"channelflow-reader-{time.monotonic_ns()}",
             "enable.auto.commit": False,
+            **kafka_client_config(),
         }
     )
     try:
@@ -149,7 +170,9 @@ def consume_all(
                 out.extend((m.key(), m.value()) for m in got)
                 last_new = time.monotonic()
             elif expect is None and time.monotonic() - last_new > (idle if out else first_wait):
-                break
+                if not _behind(consumer, topic, meta.partitions):
+                    break
+                last_new = time.monotonic()  # a quiet spell, but the broker has more: keep reading
         return out
     finally:
         consumer.close()

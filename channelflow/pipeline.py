@@ -10,6 +10,7 @@ from bytewax.dataflow import Dataflow
 
 from channelflow.config import Config, load_config, load_promotions
 from channelflow.kafka_io import count_partitions
+from channelflow.logs import kafka_client_config
 from flows.domain_spec import DomainSpec
 from flows.main import build_flow, domain_specs
 from operators.promotions.rules import PromotionSettings
@@ -27,7 +28,7 @@ def make_flow(
     if domains is None:
         domains = domain_specs(config, load_promotions() if promotions is None else promotions)
     partitions = count_partitions(config.kafka.bootstrap, list(config.kafka.input_topics))
-    return build_flow(config, domains, partitions=partitions, tail=tail)
+    return build_flow(config, domains, partitions=partitions, tail=tail, client_config=kafka_client_config())
 
 
 def __getattr__(name: str) -> Dataflow:
@@ -35,3 +36,30 @@ def __getattr__(name: str) -> Dataflow:
     if name == "flow":
         return make_flow(load_config())
     raise AttributeError(name)
+
+
+def dry_run(config: Config) -> str:
+    """Build the dataflow for ``config``, check that every topic exists, and describe the stages.
+
+    Raises ValueError naming a missing topic.
+    """
+    from channelflow.kafka_io import missing_topics
+    from flows.domain_spec import upstreams
+
+    missing = missing_topics(config.kafka.bootstrap, config.kafka.topics.values())
+    if missing:
+        raise ValueError(f"topics missing on {config.kafka.bootstrap}: {', '.join(missing)} (channelflow topics creates them)")
+    specs = domain_specs(config, load_promotions())
+    make_flow(config, domains=specs)
+    inputs = upstreams(specs)
+    shards = config.flow.shards
+    lines = [
+        f"brokers {config.kafka.bootstrap}; input topics {', '.join(config.kafka.input_topics)}",
+        f"sequence    {shards:>3} shards  dedupe, watermark (lateness {config.time.allowed_lateness_ms} ms)",
+    ]
+    for spec in specs:
+        kind = "ordered" if spec.ordered else "unordered"
+        reads = ", ".join(spec.reads)
+        lines.append(f"{spec.name:<11} {spec.shards or shards:>3} shards  {kind:<9}  reads {reads}; after {', '.join(inputs[spec.name])}")
+    lines.append(f"outputs: {', '.join(f'{k}={v}' for k, v in config.kafka.topics.items() if k not in config.kafka.input_topics.values())}")
+    return "\n".join(lines)

@@ -30,6 +30,7 @@ from typing import IO, Any
 import orjson
 
 from channelflow.kafka_io import Record, create_topics, event_record, produce
+from channelflow.progress import on_terminal, progress
 from operators.contract.events import INPUT_TOPICS, TOPIC_OF_TYPE
 
 __all__ = [
@@ -151,7 +152,18 @@ def replay(
     if create:
         wanted = [*{**IDENTITY_TOPICS, **topic_names}.values(), *([raw_topic] if raw_topic else [])]
         create_topics(brokers, wanted)
-    return produce(brokers, islice(records(_items(paths), topic_names, raw_topic), limit), rate=rate)
+    total = _count_lines(paths, limit) if on_terminal() else None
+    items = progress(islice(_items(paths), limit), total=total, desc="replay")
+    return produce(brokers, records(items, topic_names, raw_topic), rate=rate)
+
+
+def _count_lines(paths: Sequence[str | Path], limit: int | None) -> int:
+    """Lines in ``paths`` (at most ``limit``): the progress bar's total."""
+    count = 0
+    for path in paths:
+        with _open_binary(Path(path)) as stream:
+            count += sum(1 for line in stream if line.strip())
+    return count if limit is None else min(count, limit)
 
 
 def parse_topic_names(pairs: Iterable[str]) -> dict[str, str]:

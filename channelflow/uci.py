@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from channelflow.kafka_io import create_topics, event_records, produce
+from channelflow.progress import progress
 from channelflow.replay import IDENTITY_TOPICS, add_kafka_arguments, parse_topic_names
 from operators.contract.events import Rejection, topic_for_type, validate
 from operators.contract.money import from_millis, to_millis
@@ -291,9 +292,16 @@ def events_from_rows(rows: Sequence[CsvRow], *, excluded: list[CsvRow], store_id
     return _events(group_invoices(rows, sizes), excluded, store_id)
 
 
-def events_from_csv(path: str | Path = DEFAULT_CSV, *, excluded: list[CsvRow], store_id: str = STORE_ID) -> Iterator[dict[str, Any]]:
-    """Contract events of the CSV file, streamed (the file is read twice: lines per invoice, then rows)."""
-    return _events(group_invoices(read_rows(path), _invoice_sizes(Path(path))), excluded, store_id)
+def events_from_csv(
+    path: str | Path = DEFAULT_CSV, *, excluded: list[CsvRow], store_id: str = STORE_ID, show_progress: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Contract events of the CSV file, streamed (the file is read twice: lines per invoice, then rows);
+    ``show_progress`` draws a bar over the rows on a terminal."""
+    sizes = _invoice_sizes(Path(path))
+    rows = read_rows(path)
+    if show_progress:
+        rows = progress(rows, total=sum(sizes.values()), unit="rows", desc="import-uci")
+    return _events(group_invoices(rows, sizes), excluded, store_id)
 
 
 def _invoice_sizes(path: Path) -> Counter[str]:
@@ -498,7 +506,7 @@ def run(args: argparse.Namespace) -> tuple[UciTotals, list[CsvRow], int | None]:
     """Import as ``args`` say: write and/or produce; the totals, excluded rows and produced count."""
     excluded: list[CsvRow] = []
     tally = Tally()
-    events = _tallied(islice(events_from_csv(args.csv, excluded=excluded, store_id=args.store_id), args.limit), tally)
+    events = _tallied(islice(events_from_csv(args.csv, excluded=excluded, store_id=args.store_id, show_progress=True), args.limit), tally)
     out = args.out or (None if args.brokers else "-")
     if out is None:
         produced = _send(events, args)

@@ -12,7 +12,8 @@ domain shards driven by the event-time watermark, Kafka out.
                                                      kafka_out                  └─ route_<later domain> ─ ...
 
 Domains, in order: inventory; identity → customers → churn (customers and
-churn); anomalies; promotions (fed by inventory, identity, customers, churn).
+churn); anomalies; promotions (fed by inventory, identity, customers, churn) and the
+promotion gate (one shard: exact budgets and waitlists).
 See ``domain_specs`` and the README's architecture section.
 
 The shell builds it for a config file and a broker
@@ -22,7 +23,7 @@ Bytewax's own runner: ``python -m bytewax.run channelflow.pipeline:flow``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import bytewax.operators as op
@@ -36,7 +37,9 @@ from flows.config import Config
 from flows.customer_wiring import customer_specs
 from flows.domain_spec import DomainSpec, read_streams, upstreams
 from flows.inventory_wiring import inventory_spec
-from flows.promotion_wiring import promotion_spec
+from flows.kafka_sink import DeadLetteringKafkaSink
+from flows.promotion_wiring import promotion_specs
+from flows.stateful import keyed_stage
 from flows.topology import READS, SEQUENCE
 from operators.inventory.domain import STOCK_LEVELS
 from operators.promotions.rules import PromotionSettings
@@ -50,7 +53,7 @@ def domain_specs(config: Config, promotions: PromotionSettings) -> list[DomainSp
         inventory_spec(config, stock_signals=STOCK_LEVELS in read),
         *customer_specs(config),
         anomaly_spec(config),
-        promotion_spec(promotions, config.flow.shards),
+        *promotion_specs(promotions, config.flow.shards),
     ]
 
 
@@ -60,11 +63,13 @@ def build_flow(
     *,
     partitions: int,
     tail: bool = True,
+    client_config: Mapping[str, Any] | None = None,
 ) -> Dataflow:
     """Wire the flow for ``config`` through the stages ``domains`` (see :func:`domain_specs`).
 
     ``partitions`` is the number of input partitions the watermark waits for;
     ``tail=False`` stops at the end of the input (replays, tests).
+    ``client_config`` adds confluent-kafka client properties (e.g. the shell's logger).
     """
     kafka = config.kafka
     input_topics = kafka.input_topics
@@ -79,14 +84,25 @@ def build_flow(
         tail=tail,
         starting_offset=OFFSET_BEGINNING if kafka.starting_offset == "beginning" else OFFSET_END,
         batch_size=kafka.batch_size,
+        add_config=dict(client_config or {}),
     )
     errors = op.map("kafka_errors", source.errs, steps.kafka_error(input_topics))
     decoded = op.flat_map_batch(
-        "decode", source.oks, steps.Decoder(input_topics, shards, config.ingest.max_event_bytes)
+        "decode",
+        source.oks,
+        steps.Decoder(
+            input_topics,
+            shards,
+            config.ingest.max_event_bytes,
+            limits=config.ingest.limits,
+            max_output_bytes=config.ingest.max_output_bytes,
+        ),
     )
     split = op.branch("split_rejected", decoded, steps.is_output)
     to_sequence = cast("Stream[tuple[str, tuple[int, Any]]]", split.falses)  # what is not an Output is keyed
-    sequenced = op.stateful(
+    # Snapshots only when recovery will store them (flows/stateful.py).
+    snapshots = config.flow.recovery_dir is not None
+    sequenced = keyed_stage(
         "sequence",
         to_sequence,
         steps.Sequence(
@@ -95,6 +111,7 @@ def build_flow(
             config.time.dedupe_horizon_ms,
             partitions,
             frozenset(loc.id for loc in config.locations if loc.type == "store"),
+            snapshots=snapshots,
         ),
     )
     outputs: list[Stream[Output]] = [split.trues, errors]
@@ -115,8 +132,9 @@ def build_flow(
             ordered=spec.ordered,
             stage=spec.name if spec.name in feeding else None,
             listened=listened,
+            snapshots=snapshots,
         )
-        results = op.stateful_flat_map(spec.name, routed, run)
+        results = keyed_stage(spec.name, routed, run)
         if spec.name in feeding:
             split_results = op.branch(f"{spec.name}_split", results, steps.is_keyed_output)
             stages[spec.name] = (split_results.falses, stage_shards)
@@ -126,8 +144,17 @@ def build_flow(
             domain_outputs = op.inspect(f"{spec.name}_metrics", domain_outputs, _ignore_step(spec.observe_output))
         outputs.append(domain_outputs)
     merged = op.merge("outputs", *outputs)
-    messages = op.map("serialize", merged, steps.to_kafka(kafka.topics))
-    kop.output("kafka_out", messages, brokers=list(kafka.brokers), topic=kafka.topics["dead_letters"])
+    messages = op.map("serialize", merged, steps.to_kafka(kafka.topics, config.ingest.max_output_bytes))
+    # Not kop.output: Bytewax's KafkaSink stops the flow on a message the producer refuses and
+    # loses those the broker refuses without a word (flows/kafka_sink.py).
+    sink = DeadLetteringKafkaSink(
+        kafka.brokers,
+        dead_letters_topic=kafka.topics["dead_letters"],
+        logical_topics={name: key for key, name in kafka.topics.items()},
+        message_max_bytes=config.ingest.producer_message_max_bytes,
+        add_config=client_config,
+    )
+    op.output("kafka_out", messages, sink)
     return flow
 
 

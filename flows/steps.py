@@ -6,7 +6,7 @@ value but not its key, and a shard needs to know its own number.
 
 from __future__ import annotations
 
-import copy
+import reprlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -20,9 +20,11 @@ from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMe
 from bytewax.operators import StatefulLogic
 
 from flows import metrics
+from flows.health import HEALTH
+from flows.stateful import freeze, thaw
 from flows.topology import EVENTS
-from operators.contract.dead_letter import dead_letter
-from operators.contract.events import Event, Rejection, parse
+from operators.contract.dead_letter import MAX_OUTPUT_BYTES, dead_letter
+from operators.contract.events import Event, Limits, Rejection, parse
 from operators.contract.kpis import kpi_of
 from operators.contract.money import from_millis
 from operators.time.sequencer import Sequencer
@@ -54,6 +56,8 @@ class Decoder:
     topics: Mapping[str, str]  # Kafka topic name -> logical input topic
     shards: int
     max_event_bytes: int
+    limits: Limits | None = None  # unknown-field size and event-time bounds (ingest.*); None: not checked
+    max_output_bytes: int = MAX_OUTPUT_BYTES  # a dead letter's JSON is at most this
     highs: dict[str, int] = field(default_factory=dict, compare=False)  # partition -> latest event time
 
     @cached_property
@@ -67,12 +71,15 @@ class Decoder:
         decoded: Counter[tuple[str, str]] = Counter()
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
+        HEALTH.note_input(received_at)
         keys, highs = self.keys, self.highs
         for msg in batch:
             topic = self.topics.get(msg.topic or "", "")
-            result = parse(msg.value, topic, max_bytes=self.max_event_bytes)
+            result = parse(
+                msg.value, topic, max_bytes=self.max_event_bytes, limits=self.limits, received_at_ms=received_at
+            )
             if isinstance(result, Rejection):
-                out.append(rejected(msg, result, topic or str(msg.topic), received_at))
+                out.append(rejected(msg, result, topic or str(msg.topic), received_at, self.max_output_bytes))
                 continue
             decoded[topic, result.type] += 1
             stamp = msg.timestamp
@@ -97,8 +104,14 @@ class Decoder:
         return out
 
 
-def rejected(msg: SourceMessage, rejection: Rejection, topic: str, received_at: int) -> Output:
-    """The dead-letter output of a refused message (counted)."""
+#: Dead letters keep at most this much of the input's Kafka key (keys can be as large as values).
+MAX_KEY_CHARS = 1_024
+
+
+def rejected(
+    msg: SourceMessage, rejection: Rejection, topic: str, received_at: int, max_bytes: int = MAX_OUTPUT_BYTES
+) -> Output:
+    """The dead-letter output of a refused message (counted); its JSON is at most ``max_bytes``."""
     metrics.DEAD_LETTERS.labels(topic, rejection.error).inc()
     record = dead_letter(
         msg.value,
@@ -107,9 +120,10 @@ def rejected(msg: SourceMessage, rejection: Rejection, topic: str, received_at: 
         partition=msg.partition,
         offset=msg.offset,
         received_at_ms=received_at,
+        max_bytes=max_bytes,
     )
-    key = msg.key.decode("utf-8", "replace") if msg.key else f"{topic}:{msg.partition}"
-    return Output("dead_letters", key, record, received_at)
+    key = msg.key[: MAX_KEY_CHARS * 4].decode("utf-8", "replace")[:MAX_KEY_CHARS] if msg.key else ""
+    return Output("dead_letters", key or f"{topic}:{msg.partition}", record, received_at)
 
 
 def kafka_error(topics: Mapping[str, str]) -> Callable[[KafkaError[bytes | None, bytes | None]], Output]:
@@ -145,9 +159,10 @@ class Sequence:
     dedupe_horizon_ms: int
     partitions: int
     stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
+    snapshots: bool = True  # recovery on: see flows.stateful
 
-    def __call__(self, resume: Sequencer | None) -> SequenceLogic:
-        return SequenceLogic(self, resume)
+    def __call__(self, resume: object) -> SequenceLogic:
+        return SequenceLogic(self, thaw(resume))
 
     def new_shard(self, shard: int) -> Sequencer:
         return Sequencer(
@@ -159,7 +174,7 @@ class Sequence:
         )
 
 
-class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem, Sequencer]):
+class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem, "bytes | None"]):
     """One sequence shard's Bytewax logic (see :class:`Sequence`)."""
 
     def __init__(self, step: Sequence, state: Sequencer | None) -> None:
@@ -197,13 +212,13 @@ class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem,
     def notify_at(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(milliseconds=self.tick_ms)
 
-    def snapshot(self) -> Sequencer:
-        assert self.state is not None
-        return copy.deepcopy(self.state)
+    def snapshot(self) -> bytes | None:
+        return freeze(self.state, self.step.snapshots)
 
     def _emit(self, progress: Progress | None) -> list[SequencedItem]:
         if progress is None:
             return []
+        HEALTH.note_watermark(_now_ms())
         label = str(progress.shard)
         metrics.WATERMARK.labels(label).set(progress.watermark / 1000)
         metrics.WATERMARK_LAG.labels(label).set(max(0.0, (_now_ms() - progress.watermark) / 1000))
@@ -272,11 +287,12 @@ def route_signal(signal: Signal, shards: int) -> list[int]:
 
 @dataclass(frozen=True)
 class RunDomain:
-    """``stateful_flat_map`` step over :class:`DomainShard` s of one domain.
+    """Builder of a domain stage's ``keyed_stage`` step over :class:`DomainShard` s.
 
     With ``stage`` set, a shard whose watermark moved tells the stages
     downstream with a :class:`Progress` after its outputs. Signals on streams
-    no stage reads (not in ``listened``) are dropped here.
+    no stage reads (not in ``listened``) are dropped here. ``snapshots`` is
+    whether recovery is on (see :mod:`flows.stateful`).
     """
 
     make_domain: Callable[[int], Domain]
@@ -285,8 +301,12 @@ class RunDomain:
     ordered: bool = False
     stage: str | None = None
     listened: frozenset[str] = frozenset()
+    snapshots: bool = True
 
-    def __call__(
+    def __call__(self, resume: object) -> DomainLogic:
+        return DomainLogic(self, thaw(resume))
+
+    def step(
         self, state: DomainShard[Any] | None, value: tuple[int, StageItem]
     ) -> tuple[DomainShard[Any], list[Output | Signal | Progress]]:
         shard, item = value
@@ -309,17 +329,48 @@ class RunDomain:
         return [item for item in items if not isinstance(item, Signal) or item.stream in listened]
 
 
+class DomainLogic(StatefulLogic[tuple[int, StageItem], "Output | Signal | Progress", "bytes | None"]):
+    """One domain shard's Bytewax logic (see :class:`RunDomain`)."""
+
+    def __init__(self, run: RunDomain, state: DomainShard[Any] | None) -> None:
+        self.run = run
+        self.state = state
+
+    def on_item(self, value: tuple[int, StageItem]) -> tuple[list[Output | Signal | Progress], bool]:
+        self.state, outputs = self.run.step(self.state, value)
+        return outputs, StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        return freeze(self.state, self.run.snapshots)
+
+
 def unkey(keyed: tuple[str, Any]) -> Any:
     return keyed[1]
 
 
-def to_kafka(topic_names: Mapping[str, str]) -> Callable[[Output], KafkaSinkMessage[bytes, bytes]]:
-    """``map`` step: an :class:`Output` as a Kafka message for its configured topic."""
+def to_kafka(
+    topic_names: Mapping[str, str], max_output_bytes: int = MAX_OUTPUT_BYTES
+) -> Callable[[Output], KafkaSinkMessage[bytes, bytes]]:
+    """``map`` step: an :class:`Output` as a Kafka message for its configured topic.
+
+    Never raises on a record: one that orjson cannot encode (an integer beyond 64 bits, a
+    NaN key, nesting beyond orjson's 254 levels, ...) or whose JSON is over
+    ``max_output_bytes`` becomes an ``unserializable`` dead letter naming its logical topic.
+    """
 
     # Per-topic metric children, looked up once per topic (five of them) rather than per record.
     children: dict[str, tuple[Any, Any]] = {}
 
     def serialize(output: Output) -> KafkaSinkMessage[bytes, bytes]:
+        try:
+            value = orjson.dumps(output.value)
+            if len(value) > max_output_bytes:
+                return unserializable(output, f"{len(value)} bytes is over ingest.max_output_bytes ({max_output_bytes})")
+            message = KafkaSinkMessage(
+                key=output.key.encode("utf-8", "replace")[: MAX_KEY_CHARS * 4], value=value, topic=topic_names[output.topic]
+            )
+        except Exception as exc:  # a record must never stop the flow
+            return unserializable(output, f"cannot be written as JSON: {type(exc).__name__}: {exc}")
         topic = output.topic
         counted, latency = children.get(topic) or children.setdefault(
             topic, (metrics.OUTPUTS.labels(topic), metrics.END_TO_END_LATENCY.labels(topic))
@@ -327,10 +378,41 @@ def to_kafka(topic_names: Mapping[str, str]) -> Callable[[Output], KafkaSinkMess
         counted.inc()
         if output.ts_ms is not None:
             latency.observe(max(0.0, (_now_ms() - output.ts_ms) / 1000))
+        return message
+
+    def unserializable(output: Output, detail: str) -> KafkaSinkMessage[bytes, bytes]:
+        topic = str(output.topic)
+        metrics.DEAD_LETTERS.labels(topic, "unserializable").inc()
+        metrics.OUTPUTS.labels("dead_letters").inc()
+        record = dead_letter(
+            _bounded_repr(output.value).encode("utf-8", "replace"),
+            Rejection("unserializable", detail),
+            source_topic=topic,
+            partition=None,
+            offset=None,
+            received_at_ms=_now_ms(),
+            max_bytes=max_output_bytes,
+        )
+        cause = output.value.get("cause_event_id") if isinstance(output.value, dict) else None
+        if isinstance(cause, str):
+            record["cause_event_id"] = cause[:256]
+        key = output.key if isinstance(output.key, str) else topic
         return KafkaSinkMessage(
-            key=output.key.encode(),
-            value=orjson.dumps(output.value),
-            topic=topic_names[output.topic],
+            key=key.encode("utf-8", "replace")[: MAX_KEY_CHARS * 4],
+            value=orjson.dumps(record),
+            topic=topic_names["dead_letters"],
         )
 
     return serialize
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxstring, _REPR.maxother = 8, 64, 64, 1_000, 200
+
+
+def _bounded_repr(value: Any) -> str:
+    """A short, always computable text of a record that could not be encoded (for its dead letter)."""
+    try:
+        return _REPR.repr(value)
+    except Exception as exc:  # e.g. an int too long to print
+        return f"<{type(value).__name__}: {type(exc).__name__}>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -349,7 +350,24 @@ def test_cli_check_config_names_the_bad_key(
     err = capsys.readouterr().err
     assert "invalid config: kafka.brokerz: unknown key" in err
     assert cli.main(["--config", str(DEFAULT_CONFIG), "check-config"]) == 0
-    assert "Config(" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"# config: {DEFAULT_CONFIG}\n[kafka]\n") and "\n# promotions: " in out
+    # -c after the command too; JSON on request, as one document.
+    assert cli.main(["check-config", "-c", str(DEFAULT_CONFIG), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["config"]["file"] == str(DEFAULT_CONFIG) and shown["config"]["values"]["currency"]["code"]
+    assert set(shown["promotions"]["values"]) == {"policy", "rules"}
+
+
+def test_a_bad_promotions_override_fails_before_anything_is_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_TOOLS", {})
+    monkeypatch.setenv("CHANNELFLOW_PROMOTIONS__RULES__CART_REMINDER__DELAY", "soon")
+    assert cli.main(["check-config"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "rules.cart_reminder.delay" in captured.err
 
 
 def test_cli_process_exits_non_zero_naming_the_key(tmp_path: Path) -> None:

@@ -131,19 +131,21 @@ def test_check_config_reads_the_defaults_inside_the_installed_package(venv: Path
     assert venv.parent in site_packages.parents
 
     out = _ok(_run([venv / "channelflow", "check-config"], tmp_path, env))
-    assert f"source={config!r}" in out
-    assert f"source={promotions!r}" in out
+    assert f"# config: {config}\n" in out
+    assert f"# promotions: {promotions}\n" in out
     assert str(ROOT) not in out
 
 
 @pytest.mark.slow
 def test_an_explicit_file_still_wins_over_the_defaults(venv: Path, tmp_path: Path) -> None:
     repo_config, repo_promotions = ROOT / "config" / "channelflow.toml", ROOT / "config" / "promotions.toml"
-    # -c is an option of `channelflow`, before the command (`check-config -c FILE` is a usage error).
+    # -c before or after the command.
     out = _ok(_run([venv / "channelflow", "-c", repo_config, "check-config"], tmp_path, _clean_env()))
-    assert f"source={repo_config!r}" in out
+    assert f"# config: {repo_config}\n" in out
+    out = _ok(_run([venv / "channelflow", "check-config", "-c", repo_config], tmp_path, _clean_env()))
+    assert f"# config: {repo_config}\n" in out
 
     env = {**_clean_env(), "CHANNELFLOW_CONFIG": str(repo_config), "CHANNELFLOW_PROMOTIONS": str(repo_promotions)}
     out = _ok(_run([venv / "channelflow", "check-config"], tmp_path, env))
-    assert f"source={repo_config!r}" in out
-    assert f"source={repo_promotions!r}" in out
+    assert f"# config: {repo_config}\n" in out
+    assert f"# promotions: {repo_promotions}\n" in out
