@@ -25,6 +25,7 @@ from operators.customers.book import CustomerBook, CustomerSettings
 from operators.customers.identity import Identity, identity_shards
 from operators.customers.profile import CustomerProfile
 from operators.time.stream_items import Output
+from operators.time.units import DAY_MS
 
 
 def customer_settings(config: Config) -> CustomerSettings:
@@ -34,12 +35,14 @@ def customer_settings(config: Config) -> CustomerSettings:
         device_ttl_ms=config.customers.device_ttl_ms,
         recent_views=config.customers.recent_views,
         tiers=config.customers.tiers,
+        learn_every=config.churn.learn_every,
     )
 
 
 def score_settings(config: Config) -> ScoreSettings:
     churn = config.churn
-    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing)
+    return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing, churn.horizon_ms / DAY_MS,
+                         churn.warmup, churn.republish_ms)  # fmt: skip
 
 
 class CustomerMetrics:

@@ -1,8 +1,19 @@
 """The churn model's feature vector, read off a profile at an event time.
 
-Counts and amounts are heavy-tailed, so most features are ``log1p``-scaled;
-the online scaler in the model then centres them. :func:`rfm` gives the raw
-recency, frequency and monetary values published with each score.
+Counts, amounts and durations are heavy-tailed, so most features are
+``log1p``-scaled; the online scaler in the model then centres them. :func:`rfm`
+gives the raw recency, frequency and monetary values published with each score.
+
+Two features read recency against the customer's own purchase rhythm, with a
+prior that also holds for a one-time buyer (whose gap between purchases is
+unknown): the usual gap is estimated as ``(span + H) / orders``, the span
+between the first and last purchase plus one pseudo-gap of one churn horizon
+``H``, over the number of purchases. A one-time buyer's gap is then ``H`` and
+``log_recency_over_gap`` is ``log1p(recency / H)``, a real recency signal
+(with the gap set to the tenure, as before, it was about 1 for all of them).
+``missed_purchases`` is the BG/NBD evidence of having left, ``orders *
+log1p(recency / (span + H))``: the longer the silence against the customer's
+own rate, the higher.
 
 >>> from operators.customers.profile import CustomerProfile
 
@@ -11,13 +22,20 @@ recency, frequency and monetary values published with each score.
 ...                           purchase_times=[0, 10 * DAY_MS], first_purchase=0, last_purchase=10 * DAY_MS)
 >>> rfm(profile, 40 * DAY_MS)
 {'recency_days': 30.0, 'frequency': 2, 'monetary': 50.0}
->>> round(churn_features(profile, 40 * DAY_MS)["recency_over_gap"], 2)
-2.73
+>>> features = churn_features(profile, 40 * DAY_MS, horizon_days=90)
+>>> round(features["log_recency_over_gap"], 3), round(features["missed_purchases"], 3)  # gap: (10 + 90) / 2 days
+(0.47, 0.525)
+>>> one_time = CustomerProfile(orders_by_channel={"web": 1}, revenue_by_channel={"web": 9_000},
+...                            purchase_times=[0], first_purchase=0, last_purchase=0)
+>>> [round(churn_features(one_time, d * DAY_MS, horizon_days=90)["log_recency_over_gap"], 2) for d in (9, 90, 360)]
+[0.1, 0.69, 1.61]
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from bisect import bisect_right
 
 from operators.contract.money import from_millis
 from operators.customers.profile import CustomerProfile
@@ -28,15 +46,21 @@ FEATURES = (
     "log_recency_days",
     "log_frequency",
     "log_avg_order_value",
+    "log_monetary",
     "log_tenure_days",
-    "recency_over_gap",
+    "log_recency_over_gap",
+    "missed_purchases",
+    "one_time_buyer",
     "log_orders_30d",
     "log_orders_90d",
+    "log_days_since_seen",
     "log_sessions_30d",
     "online_share",
     "refund_share",
     "log_cart_value",
 )
+#: Floats per stored snapshot.
+WIDTH = len(FEATURES)
 
 
 def rfm(profile: CustomerProfile, now: int) -> dict[str, float | int]:
@@ -49,40 +73,54 @@ def rfm(profile: CustomerProfile, now: int) -> dict[str, float | int]:
     }
 
 
-def churn_features(profile: CustomerProfile, now: int) -> dict[str, float]:
-    """The feature vector of a customer with at least one purchase, at event time ``now``."""
+def churn_features(profile: CustomerProfile, now: int, horizon_days: float = 90.0) -> dict[str, float]:
+    """The feature vector of a customer with at least one purchase, at event time ``now``.
+
+    ``horizon_days`` (the churn horizon) is the prior gap between purchases (see the module doc).
+    """
+    return dict(zip(FEATURES, feature_values(profile, now, horizon_days), strict=True))
+
+
+def feature_values(profile: CustomerProfile, now: int, horizon_days: float) -> list[float]:
+    """:func:`churn_features`' values, in :data:`FEATURES` order."""
     assert profile.last_purchase is not None and profile.first_purchase is not None
     orders = max(profile.orders, 1)
     recency = max(0, now - profile.last_purchase) / DAY_MS
     tenure = max(0, now - profile.first_purchase) / DAY_MS
-    # The usual gap between purchases; a first-time buyer's is unknown, so use the tenure.
-    span = (profile.last_purchase - profile.first_purchase) / DAY_MS
-    gap = span / (orders - 1) if orders > 1 else tenure
+    span = (profile.last_purchase - profile.first_purchase) / DAY_MS + horizon_days
     revenue = profile.revenue_millis
     online = orders - profile.orders_by_channel.get("store", 0)
-    return {
-        "log_recency_days": math.log1p(recency),
-        "log_frequency": math.log1p(orders),
-        "log_avg_order_value": math.log1p(max(0, revenue) / orders / 1000),
-        "log_tenure_days": math.log1p(tenure),
-        "recency_over_gap": min(recency / (gap + 1.0), 20.0),
-        "log_orders_30d": math.log1p(_since(profile.purchase_times, now - 30 * DAY_MS)),
-        "log_orders_90d": math.log1p(_since(profile.purchase_times, now - 90 * DAY_MS)),
-        "log_sessions_30d": math.log1p(_since(profile.session_times, now - 30 * DAY_MS)),
-        "online_share": online / orders,
-        "refund_share": min(1.0, profile.refunds_millis / revenue) if revenue > 0 else 0.0,
-        "log_cart_value": math.log1p(profile.cart_value_millis / 1000),
-    }
+    seen = profile.last_seen if profile.last_seen is not None else profile.last_purchase
+    purchases = profile.purchase_times
+    return [
+        math.log1p(recency),
+        math.log1p(orders),
+        math.log1p(max(0, revenue) / orders / 1000),
+        math.log1p(max(0, profile.lifetime_value_millis) / 1000),
+        math.log1p(tenure),
+        math.log1p(recency * orders / span),
+        orders * math.log1p(recency / span),
+        1.0 if orders == 1 else 0.0,
+        math.log1p(_since(purchases, now - 30 * DAY_MS)),
+        math.log1p(_since(purchases, now - 90 * DAY_MS)),
+        math.log1p(max(0, now - seen) / DAY_MS),
+        math.log1p(_since(profile.session_times, now - 30 * DAY_MS)),
+        online / orders,
+        min(1.0, profile.refunds_millis / revenue) if revenue > 0 else 0.0,
+        math.log1p(profile.cart_value_millis / 1000) if profile.cart else 0.0,
+    ]
 
 
-def as_vector(features: dict[str, float]) -> tuple[float, ...]:
-    """Compact form for stored snapshots (in :data:`FEATURES` order)."""
-    return tuple(features[name] for name in FEATURES)
+def pack(features: dict[str, float], into: array) -> None:
+    """Append ``features`` to a float32 array (in :data:`FEATURES` order): the compact stored form."""
+    into.extend([features[name] for name in FEATURES])
 
 
-def from_vector(vector: tuple[float, ...]) -> dict[str, float]:
-    return dict(zip(FEATURES, vector, strict=True))
+def unpack(packed: array, at: int = 0) -> dict[str, float]:
+    """The features of the snapshot stored at ``packed[at : at + WIDTH]``."""
+    return dict(zip(FEATURES, packed[at : at + WIDTH].tolist(), strict=True))
 
 
 def _since(times: list[int], start: int) -> int:
-    return sum(1 for ts in times if ts > start)
+    """How many of ``times`` (ascending) are after ``start``."""
+    return len(times) - bisect_right(times, start)

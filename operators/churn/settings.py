@@ -13,3 +13,6 @@ class ChurnConfig:
     score_change: float
     at_risk: float
     lapsing: float
+    learn_every: int
+    warmup: int
+    republish_ms: int

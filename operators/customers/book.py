@@ -6,13 +6,18 @@ customers stage for accounts. It folds events into profiles and runs the churn
 labelling on event time, through the shard's timers:
 
 * at every ``tick`` of event time (aligned to the epoch: weekly by default)
-  each active customer (a purchase within the horizon) is snapshotted: their
-  features go to the churn stage to be scored, and are kept, pending;
-* a purchase marks the customer's pending snapshots as "purchased since";
+  every customer with a purchase is snapshotted, dormant ones included: their
+  features go to the churn stage to be scored (so every score is fresh), and
+  are kept, pending, packed as float32 (one array per customer, one snapshot
+  per tick);
 * when a snapshot's horizon has passed (tick + horizon) it matures into a
   labelled :class:`~operators.customers.signals.Example` (churned = no purchase
-  in ``(tick, tick + horizon]``) and goes to the model. Never earlier, even for
-  a quick repurchase: learning the quick labels first biases the model.
+  in ``(tick, tick + horizon]``, read off the profile's last purchase then) and
+  goes to the model. Never earlier, even for a quick repurchase: learning the
+  quick labels first biases the model.
+
+Profiles are visited in their book's order, never sorted: the churn stage
+applies what it receives in ``(ts, id)`` order whatever the order it is sent.
 
 Anonymous devices (``device:`` keys) have profiles but no scores.
 
@@ -24,19 +29,23 @@ Anonymous devices (``device:`` keys) have profiles but no scores.
 >>> sale = Event("e1", "sale", "pos", 3, {"store_id": "S1", "receipt_id": "r1", "lines": [], "total": 4.0})
 >>> signals = book.apply("loyalty:L1", sale, shard)  # a purchase: score it
 >>> [type(s.body).__name__ for s in signals]
-['Snapshot']
+['Activity', 'Snapshot']
 >>> sorted(shard.timers.keys())
 ['tick']
 """
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from zlib import crc32
 
-from operators.churn.features import as_vector, churn_features, from_vector, rfm
+from operators.churn.features import WIDTH, churn_features, feature_values, rfm, unpack
 from operators.contract.events import Event
+from operators.contract.money import from_millis
 from operators.customers.profile import CustomerProfile
 from operators.customers.records import Activity, CustomerFacts
 from operators.customers.signals import (
@@ -46,10 +55,12 @@ from operators.customers.signals import (
     Example,
     Snapshot,
     Snapshots,
+    TickSnapshots,
 )
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
+from operators.time.units import DAY_MS
 
 PURCHASES = frozenset({"order_placed", "sale"})
 DEVICE, LOYALTY = "device:", "loyalty:"
@@ -65,6 +76,7 @@ class CustomerSettings:
     device_ttl_ms: int
     recent_views: int
     tiers: tuple[tuple[str, int], ...]
+    learn_every: int = 1  # keep a customer's snapshot for learning at one tick in this many
 
 
 def is_scored(key: str) -> bool:
@@ -84,7 +96,9 @@ class CustomerBook:
         self.settings = settings
         self.profiles: dict[str, CustomerProfile] = {}
         self.kinds: Counter[str] = Counter()  # profiles by kind_of(key), kept as profiles come and go
-        self.pending: dict[int, dict[str, list[Any]]] = {}  # tick -> key -> [feature vector, purchased since]
+        # key -> (tick numbers (ts // tick) of its pending snapshots, ascending; their float32 features)
+        self.pending: dict[str, tuple[array, array]] = {}
+        self._pending = 0  # snapshots in self.pending
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Signal] | None:
         """Handle the book's own timers (ticks, maturing snapshots); None for anyone else's."""
@@ -109,9 +123,6 @@ class CustomerBook:
         activity = Activity(self.facts(key), event)
         signals.append(Signal(CUSTOMER_ACTIVITY, key, event.ts, f"{event.event_id}:act:{key}", activity))
         if event.type in PURCHASES:
-            for tick_ts, snapshots in self.pending.items():
-                if tick_ts < event.ts and key in snapshots:
-                    snapshots[key][1] = True
             signals.append(self.snapshot(key, event.ts, f"{event.event_id}:score:{key}"))
         return signals
 
@@ -128,22 +139,24 @@ class CustomerBook:
         """A scoring request for ``key``'s features at ``now``."""
         profile = self.profiles[key]
         body = Snapshot(
-            key, churn_features(profile, now), rfm(profile, now), profile.tier(self.settings.tiers),
-            profile.last_event_id or "",
+            key, churn_features(profile, now, self.settings.horizon_ms / DAY_MS), rfm(profile, now),
+            profile.tier(self.settings.tiers), profile.last_event_id or "",
         )  # fmt: skip
         return Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, now, order, body)
 
     # -- moving and forgetting customers ---------------------------------------------
 
-    def release(self, key: str) -> tuple[CustomerProfile | None, Snapshots]:
+    def release(self, key: str) -> tuple[CustomerProfile | None, Snapshots | None]:
         """Take ``key``'s profile and pending snapshots out of this book (for a merge)."""
-        snapshots = {tick: self.pending[tick].pop(key) for tick in self.pending if key in self.pending[tick]}
+        snapshots = self.pending.pop(key, None)
+        if snapshots is not None:
+            self._pending -= len(snapshots[0])
         return self._drop(key), snapshots
 
     def absorb(
-        self, key: str, profile: CustomerProfile | None, snapshots: Snapshots, ts: int, shard: DomainShard[Any]
+        self, key: str, profile: CustomerProfile | None, snapshots: Snapshots | None, ts: int, shard: DomainShard[Any]
     ) -> None:
-        """Merge a released alias into ``key`` at ``ts``: its profile, and its snapshots where ``key`` has none."""
+        """Merge a released alias into ``key`` at ``ts``: its profile, and its snapshots older than ``key``'s own."""
         self._start_ticks(ts, shard)
         if profile is not None:
             own = self.profiles.get(key)
@@ -151,16 +164,31 @@ class CustomerBook:
                 self._add(key, profile)
             else:
                 own.absorb(profile, self.settings.recent_views)
-        for tick, snapshot in snapshots.items():
-            if tick in self.pending:  # else it matured here already
-                self.pending[tick].setdefault(key, snapshot)
+        if snapshots is None:
+            return
+        ticks, packed = snapshots
+        entry = self.pending.get(key)
+        if entry is not None:  # keep the account's own; take the alias's older ticks only
+            older = bisect_left(ticks, entry[0][0])
+            if not older:
+                return
+            ticks, packed = ticks[:older] + entry[0], packed[: older * WIDTH] + entry[1]
+            self._pending -= len(entry[0])
+        self.pending[key] = (ticks, packed)
+        self._pending += len(ticks)
+        tick_ms = self.settings.tick_ms
+        for number in ticks:  # this book may have no maturing timer of its own at those ticks
+            timer = f"{_MATURE}{number * tick_ms}"
+            if timer not in shard.timers:
+                shard.timers.schedule(timer, number * tick_ms + self.settings.horizon_ms, None)
 
     def erase(self, key: str) -> bool:
         """Forget every trace of ``key``; True if there was any."""
         found = self._drop(key) is not None
-        for snapshots in self.pending.values():
-            found = snapshots.pop(key, None) is not None or found
-        return found
+        entry = self.pending.pop(key, None)
+        if entry is not None:
+            self._pending -= len(entry[0])
+        return found or entry is not None
 
     def _add(self, key: str, profile: CustomerProfile) -> CustomerProfile:
         self.profiles[key] = profile
@@ -182,29 +210,66 @@ class CustomerBook:
             shard.timers.schedule(_TICK, (ts // tick + 1) * tick, None)
 
     def _tick(self, now: int, shard: DomainShard[Any]) -> list[Signal]:
-        horizon = self.settings.horizon_ms
-        signals: list[Signal] = []
-        taken: dict[str, list[Any]] = {}
-        for key in sorted(self.profiles):
-            profile = self.profiles[key]
-            if not is_scored(key) or profile.last_purchase is None or now - profile.last_purchase >= horizon:
+        pending, tiers = self.pending, self.settings.tiers
+        horizon_days = self.settings.horizon_ms / DAY_MS
+        keys, recency, frequency, monetary, tier, causes = [], [], [], [], [], []
+        packed = array("f")
+        number, every, kept = now // self.settings.tick_ms, self.settings.learn_every, 0
+        for key, profile in self.profiles.items():
+            if profile.last_purchase is None or not is_scored(key):
                 continue
-            signal = self.snapshot(key, now, f"tick:{now}:{key}")
-            taken[key] = [as_vector(signal.body.features), False]
-            signals.append(signal)
-        if taken:
-            self.pending[now] = taken
-            shard.timers.schedule(f"{_MATURE}{now}", now + horizon, None)
+            values = feature_values(profile, now, horizon_days)
+            packed.extend(values)
+            if every == 1 or (number + crc32(key.encode())) % every == 0:
+                entry = pending.get(key)
+                if entry is None:
+                    pending[key] = entry = (array("i"), array("f"))
+                entry[0].append(number)
+                entry[1].extend(packed[-WIDTH:])
+                kept += 1
+            keys.append(key)
+            recency.append(round((now - profile.last_purchase) / DAY_MS, 3))
+            frequency.append(profile.orders)
+            monetary.append(float(from_millis(profile.lifetime_value_millis)))
+            tier.append(profile.tier(tiers))
+            causes.append(profile.last_event_id or "")
         shard.timers.schedule(_TICK, now + self.settings.tick_ms, None)
-        return signals
+        if kept:
+            self._pending += kept
+            shard.timers.schedule(f"{_MATURE}{now}", now + self.settings.horizon_ms, None)
+        if not keys:
+            return []
+        body = TickSnapshots(tuple(keys), packed, tuple(recency), tuple(frequency), tuple(monetary), tuple(tier),
+                             tuple(causes))  # fmt: skip
+        # One item per book and tick; its id is unique (a customer is in one book only).
+        return [Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, now, f"tick:{now}:{keys[0]}", body)]
 
     def _mature(self, tick: int) -> list[Signal]:
-        matured = self.pending.pop(tick, {})
         ts = tick + self.settings.horizon_ms
-        return [
-            Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, ts, f"label:{tick}:{key}", Example(key, from_vector(vector), not bought, tick))
-            for key, (vector, bought) in sorted(matured.items())
-        ]
+        number = tick // self.settings.tick_ms
+        signals = []
+        done = []
+        for key, (ticks, packed) in self.pending.items():
+            if ticks[0] > number:
+                continue
+            while ticks and ticks[0] <= number:
+                if ticks[0] == number:
+                    profile = self.profiles.get(key)
+                    churned = profile is None or profile.last_purchase is None or profile.last_purchase <= tick
+                    example = Example(key, unpack(packed), churned, tick)
+                    signals.append(Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, ts, f"label:{tick}:{key}", example))
+                del ticks[0], packed[:WIDTH]
+                self._pending -= 1
+            if not ticks:
+                done.append(key)
+        for key in done:
+            del self.pending[key]
+        return signals
 
     def pending_snapshots(self) -> int:
-        return sum(len(snapshots) for snapshots in self.pending.values())
+        """Snapshots waiting for their label (a counter: no scan)."""
+        return self._pending
+
+    def pending_keys(self) -> list[str]:
+        """The customers with snapshots waiting for their label."""
+        return list(self.pending)

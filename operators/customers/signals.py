@@ -3,7 +3,8 @@
 * ``CUSTOMER_EVENTS`` (identity, keyed by account): :class:`Resolved` events,
   :class:`Merge` of an alias's profile at link time, :class:`Erase`.
 * ``CUSTOMER_SNAPSHOTS`` (identity and customers, one key): :class:`Snapshot`
-  (score this customer now), :class:`Example` (a matured, labelled snapshot to
+  (score this customer now), :class:`TickSnapshots` (score these customers at
+  a tick), :class:`Example` (a matured, labelled snapshot to
   learn), :class:`Retired` (a linked alias), :class:`Erase`.
 * ``CUSTOMER_ACTIVITY`` and ``CUSTOMER_ERASURES`` (keyed by customer): see
   :mod:`operators.customers.records`.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 from operators.contract.events import Event
@@ -24,8 +26,9 @@ CUSTOMER_ERASURES = "customer_erasures"
 #: Every snapshot and example has this key: one model learns from all of them.
 SNAPSHOT_KEY = "model"
 
-#: Pending churn snapshots of one customer: tick time -> [feature vector, purchased since].
-Snapshots = dict[int, list]
+#: Pending churn snapshots of one customer: their tick numbers (``ts // tick``, ascending, int32)
+#: and their features (float32, ``operators.churn.features.WIDTH`` values per tick).
+Snapshots = tuple[array, array]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,7 @@ class Merge:
     customer_id: str
     alias: str
     profile: CustomerProfile | None
-    snapshots: Snapshots
+    snapshots: Snapshots | None
     cause_event_id: str
 
 
@@ -71,6 +74,24 @@ class Snapshot:
     rfm: dict[str, float | int]
     tier: str
     cause_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TickSnapshots:
+    """Score these customers at a tick: one book's customers with a purchase, in one item.
+
+    ``packed`` holds their features as float32, ``operators.churn.features.WIDTH``
+    values per customer in ``keys`` order; the other fields are per customer too
+    (what a published score carries besides the score).
+    """
+
+    keys: tuple[str, ...]
+    packed: array
+    recency_days: tuple[float, ...]
+    frequency: tuple[int, ...]
+    monetary: tuple[float, ...]
+    tiers: tuple[str, ...]
+    causes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import random
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -136,11 +137,11 @@ def test_linking_moves_the_cards_pending_churn_snapshots() -> None:
     flow = new_flow()
     first_tick = (T0 // TICK + 1) * TICK
     feed(flow, [till("sale", T0, "L1"), order(T0, "d", "C1", 10.0)])
-    flow.advance(first_tick + 1)  # both snapshotted at the tick
-    pending = {key for d in flow.domains(IDENTITY) + flow.domains(CUSTOMERS) for s in d.book.pending.values() for key in s}
+    flow.advance(first_tick + (CONFIG.churn.learn_every - 1) * TICK + 1)  # both kept a snapshot by then
+    pending = {key for d in flow.domains(IDENTITY) + flow.domains(CUSTOMERS) for key in d.book.pending_keys()}
     assert pending == {"loyalty:L1", "C1"}
-    feed(flow, [crm("identity_linked", first_tick + DAY_MS, "C1", loyalty_id="L1")])
-    pending = {key for d in flow.domains(IDENTITY) + flow.domains(CUSTOMERS) for s in d.book.pending.values() for key in s}
+    feed(flow, [crm("identity_linked", first_tick + (CONFIG.churn.learn_every - 1) * TICK + DAY_MS, "C1", loyalty_id="L1")])
+    pending = {key for d in flow.domains(IDENTITY) + flow.domains(CUSTOMERS) for key in d.book.pending_keys()}
     assert pending == {"C1"}
 
 
@@ -197,8 +198,12 @@ def learned(flow: LocalFlow) -> dict[bool, int]:
     return dict(flow.domains(CHURN)[0].model.learned)
 
 
+#: Every snapshot kept for learning (the default keeps one tick in churn.learn_every per customer).
+LEARN_ALL = replace(CONFIG, churn=replace(CONFIG.churn, learn_every=1))
+
+
 def test_labels_are_learned_when_the_horizon_has_passed_not_at_the_repurchase() -> None:
-    flow = new_flow()
+    flow = new_flow(LEARN_ALL)
     first_tick = (T0 // TICK + 1) * TICK
     feed(flow, [
         till("sale", T0, "stayer"),
@@ -212,23 +217,70 @@ def test_labels_are_learned_when_the_horizon_has_passed_not_at_the_repurchase() 
 
 
 def test_a_purchase_at_the_horizon_counts_as_staying() -> None:
-    flow = new_flow()
+    flow = new_flow(LEARN_ALL)
     first_tick = (T0 // TICK + 1) * TICK
     feed(flow, [till("sale", T0, "L1"), till("sale", first_tick + HORIZON, "L1")])
     flow.advance(first_tick + HORIZON + 1)
     assert learned(flow) == {True: 0, False: 1}
 
 
-def test_customers_past_the_horizon_are_no_longer_snapshotted() -> None:
-    flow = new_flow()
+def test_dormant_customers_are_scored_at_every_tick_and_learned_from() -> None:
+    flow = new_flow(LEARN_ALL)
     feed(flow, [till("sale", T0, "L1")])
-    flow.advance(T0 + 2 * HORIZON + TICK)  # the last snapshot (a tick before T0 + HORIZON) has matured
-    pending = sum(d.book.pending_snapshots() for d in flow.domains(IDENTITY))
-    assert pending == 0
-    total = sum(learned(flow).values())
-    ticks_within = len(range((T0 // TICK + 1) * TICK, T0 + HORIZON, TICK))
-    assert total == ticks_within
-    assert learned(flow)[True] == ticks_within
+    end = T0 + 2 * HORIZON + TICK
+    flow.advance(end)
+    ticks = range((T0 // TICK + 1) * TICK, end - 1, TICK)
+    matured = [tick for tick in ticks if tick + HORIZON < end]
+    assert learned(flow) == {True: len(matured), False: 0}  # long past the horizon, still snapshotted
+    assert sum(d.book.pending_snapshots() for d in flow.domains(IDENTITY)) == len(ticks) - len(matured)
+    # Its record is rewritten at least every churn.republish, so what a consumer holds stays fresh.
+    times = [o.ts_ms for o in flow.outputs if o.topic == "customer_scores" and o.ts_ms is not None]
+    assert times[0] == T0 and all(b - a < CONFIG.churn.republish_ms + TICK for a, b in pairwise(times))
+    assert end - times[-1] <= CONFIG.churn.republish_ms + TICK
+
+
+def test_learn_every_keeps_one_snapshot_in_n_per_customer_staggered() -> None:
+    every = 3
+    flow = new_flow(replace(CONFIG, churn=replace(CONFIG.churn, learn_every=every)))
+    feed(flow, [till("sale", T0, f"L{n}") for n in range(30)])
+    flow.advance(T0 + 9 * TICK)
+    pending = [len(d.book.pending[key][0]) for d in flow.domains(IDENTITY) for key in d.book.pending_keys()]
+    assert len(pending) == 30 and set(pending) == {3}  # 9 ticks, one in 3 kept for each
+    phases = {d.book.pending[key][0][0] % every for d in flow.domains(IDENTITY) for key in d.book.pending_keys()}
+    assert len(phases) == every  # staggered: not every customer on the same ticks
+
+
+def test_scores_start_as_the_recency_prior_and_say_so() -> None:
+    flow = new_flow()
+    feed(flow, [till("sale", T0, "L1"), till("sale", T0, "L2"), till("sale", T0 + 40 * DAY_MS, "L2")])
+    flow.advance(T0 + 80 * DAY_MS)
+    last = {}
+    for record in scores(flow):
+        last[record["customer_id"]] = record
+        assert record["model"] == "recency_prior" and record["model_version"] == "logistic@0"
+    # The prior ranks by recency from the first purchase: L1 (silent 80 days) above L2 (40).
+    assert last["loyalty:L1"]["churn_risk"] > last["loyalty:L2"]["churn_risk"] > 0.5
+
+
+def test_one_time_buyers_get_a_recency_signal() -> None:
+    from operators.churn.features import churn_features
+
+    profile = CustomerProfile()
+    profile.apply(till("sale", T0, None, 20.0))
+    ratios = [churn_features(profile, T0 + d * DAY_MS)["log_recency_over_gap"] for d in (7, 30, 90, 300)]
+    assert ratios == sorted(ratios) and ratios[-1] - ratios[0] > 1  # was about 1 for every one-time buyer
+
+
+def test_state_per_customer_after_120_days_is_bounded() -> None:
+    events = simulated_events(days=120, customers=400, seed=5)
+    flow = new_flow(CONFIG, 4)
+    flow.run(events, watermark_every=500)
+    stages = (IDENTITY, CUSTOMERS, CHURN)
+    state = pickle.dumps([[d for s in stages for d in flow.domains(s)], [sh.timers for s in stages for sh in flow.shards[s]]],
+                         protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
+    customers = sum(1 for key in profiles(flow) if not key.startswith("device:"))
+    print(f"\ncustomer stages after 120 days: {len(state) / customers:.0f} bytes per customer ({customers})")
+    assert len(state) / customers <= 1_500
 
 
 # -- determinism -----------------------------------------------------------------

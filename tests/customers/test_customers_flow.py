@@ -52,7 +52,7 @@ def test_stitching_and_erasure_through_kafka(broker: EmbeddedBroker) -> None:
     lines = [{"sku": "K1", "qty": 1, "unit_price": 80.0}]
     order = {**web, "customer_id": "C1", "order_id": "o1", "lines": lines, "total": 80.0,
              "fulfillment": {"method": "ship"}}  # fmt: skip
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {"event_id": "w1", "type": "add_to_cart", "ts": T0, **web, "sku": "K1", "qty": 1, "price": 80.0},
         {"event_id": "w2", "type": "login", "ts": T0 + 1_000, **web, "customer_id": "C1"},
         {"event_id": "w3", "type": "order_placed", "ts": T0 + 2_000, **order},

@@ -1,0 +1,103 @@
+"""The churn model's online choice between the logistic model and the recency prior, and the churn doctests."""
+
+from __future__ import annotations
+
+import doctest
+import math
+import random
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import operators.churn.features
+import operators.churn.model
+import operators.churn.scores
+import operators.customers.book
+from operators.churn.model import ChurnModel
+from operators.churn.scores import PRIOR, ChurnScores, ScoreSettings
+from operators.customers.signals import Example, Snapshot
+from operators.time.stream_items import Output, Signal
+
+SETTINGS = ScoreSettings("logistic", score_change=0.02, at_risk=0.5, lapsing=0.8, horizon_days=90, warmup=50)
+RFM = {"recency_days": 1.0, "frequency": 1, "monetary": 1.0}
+
+
+@pytest.mark.parametrize(
+    "module", [operators.churn.features, operators.churn.model, operators.churn.scores, operators.customers.book]
+)
+def test_churn_doctests(module: ModuleType) -> None:
+    failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert tried and not failed
+
+
+def band(log_recency: float) -> bool:
+    """Churned only in a middle band of recency: a prior per recency bin fits it, a linear model cannot."""
+    return 2.0 < log_recency < 3.0
+
+
+def rhythm(log_recency: float, log_frequency: float) -> bool:
+    """Churned when silent long against the purchase count: the model sees it, recency alone half of it."""
+    return log_recency - log_frequency > 1.5
+
+
+def stream(label: str, n: int = 3000, seed: int = 3) -> list[tuple[dict[str, float], bool]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        x = {"log_recency_days": rng.uniform(0.0, 5.0), "log_frequency": rng.uniform(0.0, 3.0)}
+        y = band(x["log_recency_days"]) if label == "band" else rhythm(x["log_recency_days"], x["log_frequency"])
+        out.append((x, y))
+    return out
+
+
+def test_the_prior_is_preferred_when_its_recent_log_loss_is_lower() -> None:
+    model = ChurnModel("logistic", horizon_days=90)
+    for x, y in stream("band"):
+        model.learn_one(x, y)
+    assert model.recent_loss["prior"] < model.recent_loss["model"] and not model.prefers_model()
+
+
+def test_the_model_is_preferred_when_its_recent_log_loss_is_lower() -> None:
+    model = ChurnModel("logistic", horizon_days=90)
+    for x, y in stream("rhythm"):
+        model.learn_one(x, y)
+    assert model.prefers_model()
+
+
+def test_the_recent_loss_forgets_old_examples() -> None:
+    # A model that was worse long ago and better lately is preferred: the loss is recent, not cumulative.
+    model = ChurnModel("logistic", horizon_days=90)
+    for x, y in stream("band", 2000) + stream("rhythm", 6000, seed=4):
+        model.learn_one(x, y)
+    assert model.prefers_model()
+    assert model.quality()["model"]["log_loss"] > 0  # the cumulative figures are still exported
+
+
+def published(label: str) -> list[dict[str, Any]]:
+    stage = ChurnScores(SETTINGS)
+    records = []
+    for i, (x, y) in enumerate(stream(label)):
+        stage.on_event(Signal("customer_snapshots", "model", i, f"l{i}", Example("C1", x, y, i)), None)
+        if i % 100 == 99:  # a customer asks for a score now and then
+            snap = Snapshot(f"C{i}", {"log_recency_days": 2.5, "log_frequency": 1.0}, RFM, "bronze", f"e{i}")
+            for out in stage.on_event(Signal("customer_snapshots", "model", i, f"s{i}", snap), None):
+                if isinstance(out, Output):
+                    records.append(out.value)
+    return records
+
+
+def test_the_stage_publishes_whichever_is_better_and_says_which() -> None:
+    band_records = published("band")
+    assert {r["model"] for r in band_records[-5:]} == {PRIOR}  # after warmup, still the prior: it is better here
+    assert all(r["churn_risk"] > 0.8 for r in band_records[-5:])  # and it knows the band (the model says about 0.2)
+    rhythm_records = published("rhythm")
+    assert rhythm_records[0]["model"] == PRIOR and rhythm_records[-1]["model"] == "logistic"
+
+
+def test_the_choice_is_deterministic() -> None:
+    assert published("band") == published("band") and published("rhythm") == published("rhythm")
+
+
+def test_a_half_life_of_examples() -> None:
+    assert math.isclose(operators.churn.model._RECENT_DECAY ** operators.churn.model.RECENT_HALF_LIFE, 0.5)
