@@ -22,6 +22,7 @@ from channelflow.pipeline import make_flow
 from channelflow.recovery import RecoveryDirError, prepare_recovery_dir
 from channelflow.summary import run_summary
 from flows.health import HEALTH
+from flows.kafka_source import STOP
 from flows.metrics import INFO
 
 log = logging.getLogger("channelflow")
@@ -85,8 +86,12 @@ def bytewax_api_port(process_id: int, environ: MutableMapping[str, str] | None =
     return port
 
 
-def _stop(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    """First stop signal: end the input cleanly (flows.kafka_source); a second one: interrupt."""
+    if STOP.is_set():
+        raise KeyboardInterrupt
+    log.info("%s: stopping after the current batch", signal.Signals(signum).name)
+    STOP.set()
 
 
 def run(
@@ -96,7 +101,11 @@ def run(
     addresses: list[str] | None = None,
     until_end: bool = False,
 ) -> int:
-    """Run the flow until SIGTERM/SIGINT (or, with ``until_end``, the end of the input)."""
+    """Run the flow until SIGTERM, SIGINT or SIGHUP (or, with ``until_end``, the end of the input).
+
+    A stop signal ends the input cleanly: the last epoch closes (a recovery snapshot) and
+    the process exits 0; a second signal interrupts at once.
+    """
     flow = make_flow(config, tail=not until_end)
     try:
         recovery = prepare_recovery(config.flow)
@@ -106,7 +115,7 @@ def run(
     serve_metrics(config, process_id or 0)
     INFO.labels(version=importlib.metadata.version("channelflow"), currency=config.currency).set(1)
     bytewax_api_port(process_id or 0)
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(stop_signal, _stop)
     log.info(
         "running flow: brokers=%s shards=%d recovery=%s",
@@ -126,14 +135,17 @@ def run(
             recovery_config=recovery,
         )
     except KeyboardInterrupt:
-        log.info("stopped by signal; state is in the last snapshot")
+        log.info("interrupted by a second signal; state is in the last snapshot")
+        return 0
     except BytewaxRuntimeError as exc:
-        # Bytewax wraps the KeyboardInterrupt our SIGTERM handler raises.
+        # Bytewax wraps the KeyboardInterrupt a second stop signal raises.
         if not isinstance(exc.__cause__, KeyboardInterrupt):
             raise
+        log.info("interrupted by a second signal; state is in the last snapshot")
+        return 0
+    if STOP.is_set():
         log.info("stopped by signal; state is in the last snapshot")
         return 0
     if until_end:
         print(f"end of input{'' if process_id is None else f' (process {process_id})'}:\n{run_summary()}", flush=True)
     return 0
-

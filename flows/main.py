@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow, Stream
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
@@ -38,6 +37,7 @@ from flows.customer_wiring import customer_specs
 from flows.domain_spec import DomainSpec, read_streams, upstreams
 from flows.inventory_wiring import inventory_spec
 from flows.kafka_sink import DeadLetteringKafkaSink
+from flows.kafka_source import StoppableKafkaSource, kafka_input
 from flows.promotion_wiring import promotion_specs
 from flows.stateful import keyed_stage
 from flows.topology import READS, SEQUENCE
@@ -76,15 +76,18 @@ def build_flow(
     shards = config.flow.shards
 
     flow = Dataflow("channelflow")
-    source = kop.input(
+    source = kafka_input(
         "kafka_in",
         flow,
-        brokers=list(kafka.brokers),
-        topics=list(input_topics),
-        tail=tail,
-        starting_offset=OFFSET_BEGINNING if kafka.starting_offset == "beginning" else OFFSET_END,
-        batch_size=kafka.batch_size,
-        add_config=dict(client_config or {}),
+        StoppableKafkaSource(
+            list(kafka.brokers),
+            list(input_topics),
+            tail=tail,
+            starting_offset=OFFSET_BEGINNING if kafka.starting_offset == "beginning" else OFFSET_END,
+            add_config=dict(client_config or {}),
+            batch_size=kafka.batch_size,
+            raise_on_errors=False,  # consumer errors become dead letters
+        ),
     )
     errors = op.map("kafka_errors", source.errs, steps.kafka_error(input_topics))
     decoded = op.flat_map_batch(

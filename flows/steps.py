@@ -21,6 +21,7 @@ from bytewax.operators import StatefulLogic
 
 from flows import metrics
 from flows.health import HEALTH
+from flows.kafka_source import STOP
 from flows.stateful import freeze, thaw
 from flows.topology import EVENTS
 from operators.contract.dead_letter import MAX_OUTPUT_BYTES, dead_letter
@@ -205,7 +206,9 @@ class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem,
         return self._emit(self.state.tick(_now_ms())), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[list[SequencedItem], bool]:
-        if self.state is None:
+        # A stop signal also ends the input (flows.kafka_source): then the watermark stays where
+        # the log got to, so a restart resumes exactly.
+        if self.state is None or STOP.is_set():
             return [], StatefulLogic.RETAIN
         return self._emit(self.state.finish()), StatefulLogic.RETAIN
 

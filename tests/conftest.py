@@ -7,10 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from channelflow.broker import EmbeddedBroker
 from channelflow.config import INPUT_TOPIC_KEYS, OUTPUT_TOPIC_KEYS, Config, load_config
 from channelflow.kafka_io import create_topics
+
+# The same examples on every run and machine: a property test that fails, fails for everyone
+# (and a new counterexample is a code change, not luck). No deadline: CI machines are slow.
+settings.register_profile(
+    "channelflow", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("channelflow")
 
 _topic_sets = itertools.count()
 

@@ -100,8 +100,11 @@ def build_log(steps: list[tuple[str, int, int, int, int]],
             items.append(StockLevel(sku, ts, (0, 1, 3, 8, 20)[knob % 5], eid))
         elif kind == "churn":
             # As in the flow: the churn stage scores only customers the customers stage has sent
-            # activity for (a purchase comes before any score), so their facts (time zone) are known.
-            if any(isinstance(item, Activity) and item.customer_key == key for item in items):
+            # activity for since any erasure (a purchase comes before any score), so their facts
+            # (time zone) are known.
+            since = max((i for i, item in enumerate(items) if isinstance(item, Erasure) and item.customer_key == key),
+                        default=-1)
+            if any(isinstance(item, Activity) and item.customer_key == key for item in items[since + 1 :]):
                 items.append(ChurnScore(key, ts, knob / 10, eid))
         else:
             state.pop(key)
