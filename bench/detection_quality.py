@@ -1,9 +1,10 @@
 """Detection quality of the anomaly core on the simulator's injected anomalies.
 
 Runs simulated traffic with injected anomalies (store outages, pricing errors,
-bot traffic) through ``operators.anomalies.domain.Anomalies`` in-process (no
+bot traffic, conversion collapses) through ``operators.anomalies.domain.Anomalies`` in-process (no
 Kafka, no Bytewax: the same functional core the flow runs, one shard, the
-watermark moved every window), once per detector, and compares the alerts
+watermark moved every window), once per detector, with the bundled config's
+``[anomaly]`` settings (``--window`` overrides the window), and compares the alerts
 with the simulator's ground truth. Prints, by anomaly kind:
 
 * precision: alerts on the series that kind disturbs that match an injected
@@ -17,7 +18,12 @@ An alert matches an anomaly when its series is one the ground truth names
 raised as the anomaly ends (a store's tills coming back). Also prints
 overall precision over every alert and false alarms per simulated day.
 
-Usage: ``python bench/detection_quality.py [--customers 30000] [--days 14] [--seeds 1 2]``.
+Alerts are the ``alerts`` records the stage publishes, as a consumer sees them;
+also prints every alert per simulated day (the volume a person gets).
+
+Usage: ``python bench/detection_quality.py [--customers 30000] [--days 14] [--seeds 1 2]``; the demo's
+size is ``--customers 2000`` (``channelflow demo``'s default), where only the alert volume is a target;
+``--false-alarms`` lists the false alarms by series and kind.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,14 +40,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from channelflow.config import load_config  # noqa: E402
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate  # noqa: E402
-from operators.anomalies.detectors import DETECTORS, DetectorParams  # noqa: E402
+from flows.anomaly_wiring import anomaly_settings  # noqa: E402
+from operators.anomalies.detectors import DETECTORS  # noqa: E402
 from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours  # noqa: E402
 from operators.contract.events import Event, event_of, parse_ts  # noqa: E402
 from operators.time.shard import DomainShard  # noqa: E402
 from operators.time.stream_items import Progress  # noqa: E402
 
-KINDS = ("store_outage", "bot_traffic", "pricing_error")
+KINDS = ("store_outage", "bot_traffic", "pricing_error", "conversion_collapse")
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,9 @@ def family(kind: str, series: str) -> bool:
         return series.startswith(("orders:store:", "revenue:store:"))
     if kind == "bot_traffic":
         return series in ("sessions:web", "conversion:web")
+    if kind == "conversion_collapse":
+        measure, _, channel = series.partition(":")
+        return measure in ("checkout_conversion", "orders", "revenue", "conversion") and channel in ("web", "app")
     return series.startswith("price:")
 
 
@@ -125,6 +137,8 @@ def evaluate(alerts: list[Alert], anomalies: list[dict[str, Any]], window_ms: in
         }
     matched = [a for a in alerts if any(matches(a, t, grace) for t in anomalies)]
     result["all"] = {"alerts": len(alerts), "true_alerts": len(matched)}
+    false = [a for a in alerts if not any(matches(a, t, grace) for t in anomalies)]
+    result["false"] = dict(Counter(f"{':'.join(a.series.split(':')[:2])} {a.kind}" for a in false))
     return result
 
 
@@ -153,7 +167,8 @@ def report(name: str, total: dict[str, Any], days: float) -> list[str]:
     everything = total["all"]
     false_alarms = everything["alerts"] - everything["true_alerts"]
     rows.append(f"| {name} | all alerts | | {_ratio(everything['true_alerts'], everything['alerts'])} "
-                f"({everything['true_alerts']}/{everything['alerts']}) | | {false_alarms / days:.1f} false alarms/day |")
+                f"({everything['true_alerts']}/{everything['alerts']}) | | {everything['alerts'] / days:.1f} alerts/day, "
+                f"{false_alarms / days:.1f} false alarms/day |")
     return rows
 
 
@@ -162,29 +177,34 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=30_000)
     parser.add_argument("--days", type=float, default=14.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--window", type=int, default=60_000, help="window length in ms (default 60000)")
+    parser.add_argument("--window", type=int, default=None, help="window length in ms (default: the config's)")
     parser.add_argument("--grace", type=int, default=10, help="windows after an anomaly's end still credited")
+    parser.add_argument("--false-alarms", action="store_true", help="also print the false alarms by series and kind")
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=list(DETECTORS))
     args = parser.parse_args()
 
-    base = AnomalySettings(window_ms=args.window, store_hours=simulator_store_hours(), params=DetectorParams())
+    base = replace(anomaly_settings(load_config(environ={})), store_hours=simulator_store_hours())
+    if args.window:
+        base = replace(base, window_ms=args.window)
+    args.window = base.window_ms
     runs = {name: replace(base, detector=name, threshold=DETECTORS[name]) for name in args.detectors}
-    if "cusum" in runs:
-        runs["cusum, no suppression"] = replace(runs["cusum"], suppress_k=1, clear_windows=1)
     data = []
     started = time.perf_counter()
     for seed in args.seeds:
         data.append(simulated(seed, args.customers, args.days))
     events = sum(len(e) for e, _ in data)
     print(f"{len(args.seeds)} seeds x {args.days:g} days x {args.customers} customers: {events} events, "
-          f"{sum(len(t) for _, t in data)} injected anomalies (simulated in {time.perf_counter() - started:.0f}s); "
+          f"{sum(len(t) for _, t in data)} injected anomalies ({sum(len(t) for _, t in data) / (args.days * len(args.seeds)):.1f}/day) (simulated in {time.perf_counter() - started:.0f}s); "
           f"window {args.window // 1000}s, grace {args.grace} windows\n")
     print("| detector | anomaly kind | injected | precision | recall | delay in windows (median / max) |")
     print("|---|---|---:|---:|---:|---:|")
     for name, settings in runs.items():
         results = [evaluate(run_core(events_, settings), truth, args.window, args.grace) for events_, truth in data]
-        for row in report(name, merge(results), args.days * len(args.seeds)):
+        total = merge(results)
+        for row in report(name, total, args.days * len(args.seeds)):
             print(row, flush=True)
+        if args.false_alarms:
+            print("false alarms by series and kind:", dict(sorted(total["false"].items(), key=lambda kv: -kv[1])))
     return 0
 
 

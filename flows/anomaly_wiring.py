@@ -8,8 +8,8 @@ from flows import metrics
 from flows.config import Config
 from flows.domain_spec import DomainSpec
 from flows.topology import ANOMALY, READS
-from operators.anomalies.detectors import DetectorParams
 from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
+from operators.anomalies.kpi import KpiParams
 from operators.time.stream_items import Output
 
 
@@ -26,10 +26,9 @@ def anomaly_settings(config: Config) -> AnomalySettings:
         session_timeout_ms=a.session_timeout_ms,
         detector=a.detector,
         threshold=a.threshold,
-        params=DetectorParams(half_life=a.half_life, warmup=a.warmup, drift=a.drift),
+        params=KpiParams(lags=a.lags, sample_size=a.sample_size, warmup=a.warmup),
         suppress_k=a.suppress_k,
-        clear_windows=a.clear_windows,
-        max_episode_windows=a.max_episode_windows,
+        idle_windows=a.idle_windows,
         store_hours=hours,
         min_sessions=a.min_sessions,
         basket_z=a.basket_z,
@@ -37,6 +36,13 @@ def anomaly_settings(config: Config) -> AnomalySettings:
         price_deviation=a.price_deviation,
         price_warmup=a.price_warmup,
         outlier_cooldown_ms=a.outlier_cooldown_ms,
+        count_measures=a.count_measures,
+        context_measures=a.context_measures,
+        count_nats=a.count_nats,
+        checkout_nats=a.checkout_nats,
+        count_drop=a.count_drop,
+        count_spike=a.count_spike,
+        episode_quiet=a.episode_quiet,
     )
 
 
@@ -69,7 +75,10 @@ class AnomalyMetrics:
 
 
 def anomaly_spec(config: Config) -> DomainSpec:
-    """The ``anomaly`` stage: KPI windows, detectors and outlier checks, sharded by group and SKU."""
+    """The ``anomaly`` stage: KPI windows, detectors and outlier checks, sharded by group and SKU.
+
+    Ordered: items are applied in event-time order once the watermark passes them, so the
+    alerts are the same at any batch size and process count."""
     settings = anomaly_settings(config)
     shards = config.flow.shards
     observer = AnomalyMetrics(loc.id for loc in config.locations if loc.type == "store")
@@ -80,4 +89,5 @@ def anomaly_spec(config: Config) -> DomainSpec:
         observer.observe_shard,
         observer.observe_output,
         reads=READS[ANOMALY],
+        ordered=True,
     )

@@ -1,4 +1,4 @@
-"""Injected anomalies: store outages, pricing errors and bot traffic, planned per day.
+"""Injected anomalies: store outages, pricing errors, bot traffic and conversion collapses, planned per day.
 
 A day's plan depends only on the seed, the day number, the stores and the
 catalogue, so any part of the simulator can ask whether a store is down at a
@@ -28,6 +28,7 @@ class Anomaly:
     sku: int | None = None
     error_price_cents: int | None = None
     devices: tuple[str, ...] = ()
+    channel: str | None = None
 
 
 def _count(rng: random.Random, rate: float) -> int:
@@ -65,6 +66,19 @@ def _bot_traffic(rng: random.Random, day_start: int) -> Anomaly:
     return Anomaly("bot_traffic", start, start + duration, devices=devices)
 
 
+#: A conversion collapse starts in these UTC hours: a failed release or payment change goes out in the
+#: retailer's working day, when its checkouts are busy.
+COLLAPSE_HOURS = (9, 19)
+
+
+def _conversion_collapse(rng: random.Random, day_start: int) -> Anomaly:
+    channel = rng.choice(("web", "app"))
+    duration = rng.randint(45, 120) * MINUTE_MS
+    first, last = COLLAPSE_HOURS
+    start = day_start + rng.randrange(first * 60 * MINUTE_MS, last * 60 * MINUTE_MS)
+    return Anomaly("conversion_collapse", start, start + duration, channel=channel)
+
+
 class AnomalyPlanner:
     """The anomalies of each simulated day, computed on demand and kept for a few days."""
 
@@ -94,6 +108,14 @@ class AnomalyPlanner:
                 return anomaly
         return None
 
+    def checkout_down(self, channel: str, ts: int) -> Anomaly | None:
+        """The conversion collapse that makes ``channel``'s checkouts fail at ``ts``, if any."""
+        day = (ts - self._settings.start_ms) // DAY_MS
+        for anomaly in self.for_day(day):
+            if anomaly.channel == channel and anomaly.start <= ts < anomaly.end:
+                return anomaly
+        return None
+
     def _plan(self, day: int) -> tuple[Anomaly, ...]:
         settings = self._settings
         if not settings.anomalies or day < 0:
@@ -105,6 +127,7 @@ class AnomalyPlanner:
         plan += [_outage(rng, self._stores, day_start) for _ in range(_count(rng, rate))]
         plan += [_pricing_error(rng, self._catalogue, day_start) for _ in range(_count(rng, rate))]
         plan += [_bot_traffic(rng, day_start) for _ in range(_count(rng, rate))]
+        plan += [_conversion_collapse(rng, day_start) for _ in range(_count(rng, rate))]  # last: earlier kinds keep their draws
         return tuple(a for a in plan if a is not None)
 
 
@@ -120,6 +143,11 @@ def truth_record(anomaly: Anomaly, catalogue: Catalogue, events: int) -> dict[st
         record["list_price"] = catalogue.price_cents[anomaly.sku] / 100
         record["error_price"] = anomaly.error_price_cents / 100
         record["series"] = ["revenue:web", "revenue:app", "revenue:store"]
+    elif anomaly.kind == "conversion_collapse":
+        channel = anomaly.channel
+        record["channel"] = channel
+        record["series"] = [f"checkout_conversion:{channel}", f"orders:{channel}", f"revenue:{channel}",
+                            f"conversion:{channel}"]
     else:
         record["channel"] = "web"
         record["anonymous_ids"] = list(anomaly.devices)

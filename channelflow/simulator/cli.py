@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--skus", type=int, default=200, help="catalogue size (default 200)")
     world.add_argument("--max-events", type=int, default=None, help="stop after this many events")
     out = parser.add_argument_group("where to write")
-    out.add_argument("--output", default="-", help="JSON lines file, '-' for stdout (default; ignored with --brokers)")
+    out.add_argument("--output", default=None, help="JSON lines file, '-' for stdout (channelflow simulate without "
+                     "--output or --brokers produces to the configured Kafka; ignored with --brokers)")
     out.add_argument("--brokers", default=None, help="Kafka bootstrap host:port: produce to Kafka instead of JSON lines")
     out.add_argument("--topic", type=_topic, action="append", default=[], metavar="LOGICAL=NAME", help="Kafka topic name of a logical topic (default: the same name); repeatable")
     out.add_argument("--partitions", type=int, default=1, help="partitions of topics created if missing (default 1)")
@@ -93,7 +94,7 @@ def _to_lines(args: argparse.Namespace, events: Iterator[dict[str, Any]]) -> int
     if args.rate:
         events = paced_by_rate(events, args.rate)
     paced = bool(args.rate or args.speed)
-    if args.output == "-":
+    if args.output in (None, "-"):
         return write_lines(events, sys.stdout.buffer, flush_each=paced)
     with open(args.output, "wb") as out:
         return write_lines(events, out, flush_each=paced)

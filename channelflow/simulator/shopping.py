@@ -113,7 +113,10 @@ def _priced(rng: random.Random, subtotal: int, coupon_rate: float) -> tuple[int,
 
 
 def online_session(world: World, customer: Customer, start_ms: int) -> None:
-    """One web or app visit: land, maybe search, view, maybe cart, checkout and order (about 30% of carts)."""
+    """One web or app visit: land, maybe search, view, maybe cart, checkout and order (about 30% of carts).
+
+    During a conversion collapse of the channel the order fails: the shopper starts checkout again once or
+    twice and leaves without an order."""
     rng = world.rng
     assert customer.customer_id is not None
     device = _device(world, customer, "app" if rng.random() < customer.app_share else "web")
@@ -130,7 +133,11 @@ def online_session(world: World, customer: Customer, start_ms: int) -> None:
             _login(clicks, device, customer.customer_id)
         clicks.add("checkout_started")
         if rng.random() < ORDER_RATE:
-            order = _place_order(world, customer, clicks, cart)
+            if world.checkout_down(device.channel, clicks.ts) is None:
+                order = _place_order(world, customer, clicks, cart)
+            else:  # a conversion collapse: the checkout fails, the shopper retries once or twice, then leaves
+                for _ in range(rng.randint(1, 2)):
+                    clicks.add("checkout_started")
     if clicks.events[-1][0] >= customer.churn_ms:
         return
     for ts, event in clicks.events:

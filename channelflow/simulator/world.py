@@ -93,6 +93,10 @@ class World:
     def pos_down(self, store_id: str, ts: int) -> Anomaly | None:
         return self.anomalies.store_down(store_id, ts) if self.settings.anomalies else None
 
+    def checkout_down(self, channel: str, ts: int) -> Anomaly | None:
+        """The conversion collapse failing ``channel``'s checkouts at ``ts``, if any."""
+        return self.anomalies.checkout_down(channel, ts) if self.settings.anomalies else None
+
     def unit_price(self, sku: int, ts: int) -> int:
         """The price in cents the shopper sees at ``ts``: the list price, unless a pricing error is live."""
         for error in self.price_errors:

@@ -5,42 +5,49 @@ with ``shard_of(group) == shard`` and the SKUs with ``shard_of(sku) == shard``.
 Each group has one event-time timer at the end of its current window; when
 the watermark passes it, the window closes (also when it is empty: an outage
 is a run of zeros), every measure of it is scored by that series' detector,
-and the next window's timer is set. A store's windows are scored only while
-the store is open (configured hours); the ``store`` channel's series have one
-detector per set of open stores, so stores opening and closing in their time
-zones are not anomalies. See ``docs/anomalies.md``.
+and the next window's timer is set. After ``idle_windows`` empty windows in a
+row a group goes idle (no timer) until its next event, so a gap in event time
+costs at most ``idle_windows`` closes, never one per window of the gap. A store's
+windows are scored only while the store is open (configured hours), and its timer
+jumps over closed hours to the window of its next opening. Count measures are
+tested by a :class:`SeasonalCounts` per series, online channels' orders per
+checkout by a :class:`ConversionCusum`; the context detector (``detector``) runs on
+``context_measures`` only (one per set of open stores for the ``store`` channel), its
+:class:`AlarmGate` deciding which scores alert. A group publishes one alert per
+direction and episode. Every test learns every window it scores. See
+``docs/anomalies.md``.
 
 >>> from operators.contract.events import Event
 >>> from operators.time.shard import DomainShard
 >>> from operators.time.stream_items import Progress
->>> settings = AnomalySettings(window_ms=60_000, params=DetectorParams(warmup=5, half_life=10))
+>>> settings = AnomalySettings(window_ms=60_000, params=KpiParams(warmup=10))
 >>> shard = DomainShard(Anomalies(settings), upstreams=1)
->>> for minute in range(30):  # a store selling 3 baskets a minute, then nothing
-...     for i in range(3 if minute < 20 else 0):
+>>> for minute in range(60):  # a store selling 2 to 4 baskets a minute, then nothing
+...     for i in range(2 + minute % 3 if minute < 50 else 0):
 ...         _ = shard.on_event(Event(f"e{minute}-{i}", "sale", "pos", minute * 60_000 + i,
 ...                                  {"store_id": "S9", "total": 10.0, "lines": []}))
->>> alerts = shard.on_progress(Progress(0, 30 * 60_000))
->>> [(a.value["series"], a.value["kind"], a.value["window_start"]) for a in alerts][:2]
-[('orders:store', 'drop', '1970-01-01T00:26:00.000Z'), ('orders:store:S9', 'drop', '1970-01-01T00:26:00.000Z')]
+>>> alerts = shard.on_progress(Progress(0, 60 * 60_000))
+>>> sorted({(a.value["series"], a.value["kind"], a.value["window_start"]) for a in alerts})[:2]
+[('orders:store', 'drop', '1970-01-01T00:55:00.000Z'), ('orders:store:S9', 'drop', '1970-01-01T00:55:00.000Z')]
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from operators.anomalies.detectors import (
-    DETECTORS,
-    AlarmGate,
-    Detector,
-    DetectorParams,
-    make_detector,
-)
+from operators.anomalies.base import KpiScorer
+from operators.anomalies.conversion import ConversionCusum
+from operators.anomalies.counts import SeasonalCounts
+from operators.anomalies.detectors import DETECTORS, KpiParams, make_detector
+from operators.anomalies.gate import AlarmGate
 from operators.anomalies.outliers import BasketOutliers, Finding, PriceOutliers
-from operators.anomalies.windows import KpiWindows, Window, groups_of, series_name
+from operators.anomalies.settings import DEFAULT_SUPPRESS_K
+from operators.anomalies.windows import KpiWindows, Window, groups_of, is_online, series_name
 from operators.contract.dead_letter import iso_ms
 from operators.contract.events import Event
 from operators.time.shard import DomainShard
@@ -51,9 +58,10 @@ from operators.time.timers import Timer
 __all__ = ["TOPIC", "Anomalies", "AnomalySettings", "StoreHours", "anomaly_shards", "priced_skus"]
 
 TOPIC = "alerts"
-#: Measures whose values are counts (Poisson noise floor); the others are money or ratios.
-COUNT_MEASURES = frozenset({"orders", "add_to_carts", "sessions", "returns"})
 _TIMER = "w:"
+
+#: The count measures scored by :class:`~operators.anomalies.counts.SeasonalCounts` by default.
+COUNT_MEASURES = ("orders", "sessions")
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,24 @@ class StoreHours:
             datetime.fromtimestamp((end_ms - 1) / 1000, zone).time()
         )
 
+    def next_open(self, ts_ms: int) -> int:
+        """The first instant at or after ``ts_ms`` when the store is open (``ts_ms`` itself if open now)."""
+        zone = ZoneInfo(self.timezone)
+        now = datetime.fromtimestamp(ts_ms / 1000, zone)
+        if self._open_at(now.time()):
+            return ts_ms
+        for days in (0, 1, 2):
+            opening = datetime.combine(now.date() + timedelta(days=days), self.opens, zone)
+            opening_ms = int(opening.timestamp() * 1000)
+            if opening_ms >= ts_ms:
+                return opening_ms
+        return ts_ms  # unreachable for a store that opens every day
+
+    def offset_ms(self, ts_ms: int) -> int:
+        """The store's UTC offset at ``ts_ms`` (local wall-clock ms = ``ts_ms + offset_ms``)."""
+        offset = datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(self.timezone)).utcoffset()
+        return 0 if offset is None else int(offset.total_seconds() * 1000)
+
     def _open_at(self, local: time) -> bool:
         if self.opens < self.closes:
             return self.opens <= local < self.closes
@@ -81,21 +107,21 @@ class StoreHours:
 class AnomalySettings:
     """The ``[anomaly]`` config as the domain uses it (durations in ms).
 
-    ``detector`` names one of ``operators.anomalies.detectors.DETECTORS``;
-    ``threshold`` is its alarm score; ``suppress_k``, ``clear_windows`` and
-    ``max_episode_windows`` drive the :class:`AlarmGate`; ``conversion`` is
-    scored only in windows with ``min_sessions`` sessions; ``store_hours``
-    lists configured stores (others are scored at every hour).
+    ``detector`` names one of ``operators.anomalies.detectors.DETECTORS``, built
+    with ``params``; ``threshold`` is the calibrated score that alerts and
+    ``suppress_k`` the :class:`AlarmGate`'s ``k`` (windows); a group goes idle after
+    ``idle_windows`` empty windows in a row; ``conversion`` is scored only in
+    windows with ``min_sessions`` sessions; ``store_hours`` lists configured
+    stores (others are scored at every hour).
     """
 
-    window_ms: int = 60_000
+    window_ms: int = 15 * 60_000
     session_timeout_ms: int = 30 * 60_000
-    detector: str = "cusum"
-    threshold: float = DETECTORS["cusum"]
-    params: DetectorParams = field(default_factory=DetectorParams)
-    suppress_k: int = 10
-    clear_windows: int = 5
-    max_episode_windows: int = 120
+    detector: str = "kpi"
+    threshold: float = DETECTORS["kpi"]
+    params: KpiParams = field(default_factory=KpiParams)
+    suppress_k: int = DEFAULT_SUPPRESS_K
+    idle_windows: int = 96
     store_hours: Mapping[str, StoreHours] = field(default_factory=dict)
     min_sessions: int = 20
     basket_z: float = 6.0
@@ -103,12 +129,25 @@ class AnomalySettings:
     price_deviation: float = 0.5
     price_warmup: int = 5
     outlier_cooldown_ms: int = 3_600_000
+    count_measures: tuple[str, ...] = COUNT_MEASURES
+    count_nats: float = 3.0
+    count_drop: float = 0.2
+    count_spike: float = 2.5
+    count_half_life: float = 8.0
+    count_level_half_life: float = 8.0
+    count_period_ms: int = 86_400_000
+    context_measures: tuple[str, ...] = ()
+    episode_quiet: int = 4
+    checkout_test: bool = True
+    checkout_nats: float = 2.5
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"detector: expected one of {', '.join(DETECTORS)}, got {self.detector!r}")
         if self.window_ms <= 0:
             raise ValueError(f"window_ms: must be > 0, got {self.window_ms}")
+        if self.idle_windows < 1:
+            raise ValueError(f"idle_windows: must be >= 1, got {self.idle_windows}")
 
 
 def priced_skus(event: Event) -> list[tuple[str, float]]:
@@ -139,9 +178,20 @@ class _Series:
 
     __slots__ = ("detector", "gate")
 
-    def __init__(self, detector: Detector, gate: AlarmGate) -> None:
+    def __init__(self, detector: KpiScorer, gate: AlarmGate) -> None:
         self.detector = detector
         self.gate = gate
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A measure of a window that would alert."""
+
+    score: float
+    series: str
+    observed: float
+    expected: float
+    kind: str
 
 
 class Anomalies:
@@ -156,10 +206,17 @@ class Anomalies:
         self.prices = PriceOutliers(settings.price_deviation, warmup=settings.price_warmup,
                                     cooldown_ms=settings.outlier_cooldown_ms)
         self._next_start: dict[str, int] = {}  # group -> start of its next window to close
+        self._idle: dict[str, int] = {}  # idle group -> start of the window after its last closed one
+        self._empty_run: dict[str, int] = {}  # group -> empty windows in a row
         self._series: dict[str, _Series] = {}
+        self._counts: dict[str, SeasonalCounts] = {}
+        self._conversion: dict[str, ConversionCusum] = {}
+        self._quiet: dict[str, int] = {}  # group in an alert episode -> windows without a candidate since
         self._pruned_at = -1
         #: Events too late for their window (it had closed), counted.
         self.late_for_window = 0
+        #: Till events in a configured store's closed hours (not measured), counted.
+        self.outside_hours = 0
 
     def _owns(self, entity: str) -> bool:
         return self.shards == 1 or shard_of(entity, self.shards) == self.shard
@@ -174,10 +231,18 @@ class Anomalies:
                 continue
             next_start = self._next_start.get(group)
             if next_start is None:
+                resume = self._idle.get(group)
+                if resume is not None and start < resume:
+                    self.late_for_window += 1
+                    continue
+                self._idle.pop(group, None)
                 self._next_start[group] = start
                 shard.timers.schedule(_TIMER + group, start + window_ms - 1, start)
             elif start < next_start:
-                self.late_for_window += 1
+                if self._next_scored(group, start) > start:
+                    self.outside_hours += 1  # in a configured store's closed hours, which are not measured
+                else:
+                    self.late_for_window += 1
                 continue
             self.windows.add(event, group)
         kind = event.type
@@ -218,9 +283,38 @@ class Anomalies:
         start: int = timer.payload
         window_ms = self.settings.window_ms
         window = self.windows.close(group, start)
-        self._next_start[group] = start + window_ms
-        shard.timers.schedule(timer.key, start + 2 * window_ms - 1, start + window_ms)
+        empty = self._empty_run.get(group, 0) + 1 if window.last_ts < 0 else 0
+        self._empty_run[group] = empty
+        if empty >= self.settings.idle_windows:  # idle until the next event: a gap costs no more closes
+            del self._next_start[group]
+            self._idle[group] = start + window_ms
+            self._empty_run[group] = 0
+        else:
+            following = self._next_scored(group, start + window_ms)
+            self._next_start[group] = following
+            shard.timers.schedule(timer.key, following + window_ms - 1, following)
         return self._score(window)
+
+    def _next_scored(self, group: str, start: int) -> int:
+        """The window start from ``start`` on where ``group`` may be scored: past a configured store's closed hours.
+
+        A store closed overnight costs one timer, not a close per empty window, and its first
+        window at opening is measured (a store that does not open is an outage)."""
+        hours = self.settings.store_hours
+        if not hours or not group.startswith("store"):
+            return start
+        end = start + self.settings.window_ms
+        if group == "store":
+            stores = [h for _, h in sorted(hours.items())]
+        else:
+            own = hours.get(group[6:])
+            if own is None:
+                return start
+            stores = [own]
+        if any(h.is_open(start, end) for h in stores):
+            return start
+        opening = min(h.next_open(start) for h in stores)
+        return max(start, self.windows.start_of(opening))
 
     def _signature(self, window: Window) -> str | None:
         """Which detector set scores this window: None while a configured store is closed."""
@@ -237,43 +331,95 @@ class Anomalies:
                 return None
         return ""
 
-    def _detector(self, key: str, measure: str) -> _Series:
+    def _detector(self, key: str) -> _Series:
         series = self._series.get(key)
         if series is None:
             settings = self.settings
-            params = settings.params
-            params = DetectorParams(params.half_life, params.warmup, params.drift, measure in COUNT_MEASURES,
-                                    0.0 if measure == "revenue" else params.rel_floor, params.seed)
-            gate = AlarmGate(settings.threshold, settings.suppress_k, settings.clear_windows,
-                             settings.max_episode_windows)
-            series = self._series[key] = _Series(make_detector(settings.detector, params), gate)
+            gate = AlarmGate(settings.threshold, settings.suppress_k)
+            seed = zlib.crc32(key.encode())  # randomised baselines: a seed of the series name, the same everywhere
+            series = self._series[key] = _Series(make_detector(settings.detector, settings.params, seed), gate)
         return series
+
+    def _count_test(self, name: str) -> SeasonalCounts:
+        counts = self._counts.get(name)
+        if counts is None:
+            s = self.settings
+            counts = self._counts[name] = SeasonalCounts(
+                period_ms=s.count_period_ms, half_life=s.count_half_life, level_half_life=s.count_level_half_life,
+                drop=s.count_drop, spike=s.count_spike, nats=s.count_nats)
+        return counts
+
+    def _local_ms(self, group: str, ts: int) -> int:
+        """Wall-clock ms of ``ts`` in the group's time zone (a configured store's; UTC otherwise)."""
+        if group.startswith("store:"):
+            hours = self.settings.store_hours.get(group[6:])
+            if hours is not None:
+                return ts + hours.offset_ms(ts)
+        return ts
 
     def _score(self, window: Window) -> list[Output]:
         signature = self._signature(window)
         if signature is None:
             return []
-        outputs: list[Output] = []
-        channel, _, store = window.group.partition(":")
+        settings = self.settings
+        group = window.group
+        channel, _, store = group.partition(":")
         store = store or ("all" if channel == "store" else "online")
+        local = self._local_ms(group, window.start)
+        candidates: list[_Candidate] = []
         for measure, observed in window.values().items():
-            if measure == "conversion" and window.sessions < self.settings.min_sessions:
+            if measure == "conversion" and window.sessions < settings.min_sessions:
                 continue  # a ratio of a few sessions is noise
-            name = series_name(measure, window.group)
-            state = self._detector(name + signature, measure)
-            detector, gate = state.detector, state.gate
-            score = detector.score_one(observed)
-            expected = detector.expected
-            was_in_alarm = gate.in_alarm
-            alarm = gate.update(score) if detector.ready() else False
-            if was_in_alarm and not gate.in_alarm:
-                detector.reset()
-            if not gate.in_alarm:
-                detector.learn_one(observed)
+            name = series_name(measure, group)
+            alarm = False
+            if measure in settings.context_measures:
+                state = self._detector(name + signature)
+                detector = state.detector
+                x: dict[Hashable, Any] = {"value": observed}
+                score = detector.score_one(x)
+                expected = detector.expected
+                _, alarm = state.gate.update(score)
+                detector.learn_one(x)
+            if measure in settings.count_measures:
+                counts = self._count_test(name)
+                cx: dict[Hashable, Any] = {"value": observed, "t": local}
+                evidence = counts.score_one(cx)
+                if evidence >= settings.threshold:
+                    candidates.append(_Candidate(evidence, name, observed, counts.expected, counts.direction))
+                counts.learn_one(cx)
             if alarm:
-                record = self._alert(name, window.start, window.end, observed, expected, score,
-                                     detector.direction(observed), window.end, window.last_event_id, channel, store)
-                outputs.append(Output(TOPIC, name, record, window.end))
+                kind = "spike" if observed >= expected else "drop"
+                candidates.append(_Candidate(score, name, observed, expected, kind))
+        if settings.checkout_test and is_online(group):
+            test = self._conversion.get(group)
+            if test is None:
+                test = self._conversion[group] = ConversionCusum(drop=settings.count_drop, nats=settings.checkout_nats)
+            ox: dict[Hashable, Any] = {"orders": window.orders, "checkouts": window.checkouts}
+            evidence = test.score_one(ox)
+            if evidence >= settings.threshold:
+                observed = window.orders / window.checkouts if window.checkouts else 0.0
+                candidates.append(_Candidate(evidence, series_name("checkout_conversion", group), observed,
+                                             test.p, "drop"))
+            test.learn_one(ox)
+        outputs: list[Output] = []
+        for kind in ("drop", "spike"):
+            found = [c for c in candidates if c.kind == kind]
+            episode = f"{group}/{kind}"
+            quiet = self._quiet.get(episode)
+            if not found:
+                if quiet is not None:
+                    if quiet + 1 >= settings.episode_quiet:
+                        del self._quiet[episode]
+                    else:
+                        self._quiet[episode] = quiet + 1
+                continue
+            self._quiet[episode] = 0
+            if quiet is not None:
+                continue  # one alert per episode of a group and direction: later windows, other measures
+            best = max(found, key=lambda c: (c.score, c.series))
+            record = self._alert(best.series, window.start, window.end, best.observed, best.expected, best.score,
+                                 best.kind, window.end, window.last_event_id, channel, store)
+            outputs.append(Output(TOPIC, best.series, record, window.end))
         return outputs
 
     @staticmethod

@@ -9,7 +9,8 @@ deviations above the norm (fraud-like baskets, mistyped quantities).
 log price) and flags a price more than ``deviation`` away from it in either
 direction (a pricing error at 25% of list price, a missing decimal point).
 Flagged values are not learned at the full rate, so an error does not become
-the norm; one alert per SKU per ``cooldown_ms`` of event time.
+the norm; one alert per error episode of a SKU (it ends after ``cooldown_ms`` of event
+time without an outlier price, and a usual price seen since).
 
 >>> prices = PriceOutliers(deviation=0.5, warmup=3)
 >>> [prices.score_one("A", p, ts) for ts, p in enumerate([10.0, 10.0, 10.0])]
@@ -114,12 +115,15 @@ class PriceOutliers:
     ``deviation``: flag a price below ``usual / (1 + deviation)`` or above
     ``usual * (1 + deviation)``; ``half_life``: observations; ``warmup``:
     observations of a SKU before any flag; a flagged price is learned with
-    ``outlier_weight`` times the normal weight; ``cooldown_ms``: at most one
-    finding per SKU per this much event time.
+    ``outlier_weight`` times the normal weight; ``cooldown_ms``: one finding per
+    error *episode* of a SKU, which ends when no outlier price of it was seen for this
+    much event time and a usual price was seen since (an error lasting hours is one alert, not
+    one per hour); outlier prices only, for ``rebase_ms``, are a price change: the price
+    becomes the usual price.
     """
 
     def __init__(self, deviation: float = 0.5, half_life: float = 50.0, warmup: int = 5,
-                 outlier_weight: float = 0.02, cooldown_ms: int = 3_600_000) -> None:
+                 outlier_weight: float = 0.02, cooldown_ms: int = 3_600_000, rebase_ms: int = 86_400_000) -> None:
         if deviation <= 0:
             raise ValueError(f"deviation must be > 0, got {deviation}")
         self.limit = math.log1p(deviation)
@@ -127,8 +131,10 @@ class PriceOutliers:
         self.warmup = warmup
         self.outlier_weight = outlier_weight
         self.cooldown_ms = cooldown_ms
-        # sku -> (EW mean of log price, observations, event time of the last finding)
-        self._usual: dict[str, tuple[float, int, int]] = {}
+        self.rebase_ms = rebase_ms
+        # sku -> (EW mean of log price, observations, time of the last outlier price, start of the run of outliers
+        # without a usual price in between, or -1)
+        self._usual: dict[str, tuple[float, int, int, int]] = {}
 
     def score_one(self, sku: str, price: float, ts: int) -> Finding | None:
         """Check and learn one observed unit price; a finding if it is far from the usual one."""
@@ -137,20 +143,28 @@ class PriceOutliers:
         y = math.log(price)
         usual = self._usual.get(sku)
         if usual is None:
-            self._usual[sku] = (y, 1, -(1 << 62))
+            self._usual[sku] = (y, 1, -(1 << 62), -1)
             return None
-        mean, n, last_alert = usual
+        mean, n, last_outlier, episode = usual
         distance = y - mean
         outlier = n >= self.warmup and abs(distance) > self.limit
         weight = self.alpha * (self.outlier_weight if outlier else 1.0)
         if n < self.warmup:
             weight = max(weight, 1.0 / (n + 1))
         finding = None
-        if outlier and ts - last_alert >= self.cooldown_ms:
-            kind = "price_low" if distance < 0 else "price_high"
-            finding = Finding(kind, price, math.exp(mean), abs(distance) / self.limit)
-            last_alert = ts
-        self._usual[sku] = (mean + weight * distance, n + 1, last_alert)
+        if outlier:
+            new_run = episode < 0
+            if new_run:
+                episode = ts
+            if ts - episode >= self.rebase_ms:  # only outliers for a day: a price change, the new usual price
+                mean, weight, episode = y, 0.0, -1
+            elif new_run and ts - last_outlier >= self.cooldown_ms:  # a new episode: usual prices seen since, and
+                kind = "price_low" if distance < 0 else "price_high"
+                finding = Finding(kind, price, math.exp(mean), abs(distance) / self.limit)
+            last_outlier = max(last_outlier, ts)
+        elif n >= self.warmup:
+            episode = -1  # a usual price: the run of outliers is over
+        self._usual[sku] = (mean + weight * distance, n + 1, last_outlier, episode)
         return finding
 
     def usual_price(self, sku: str) -> float | None:

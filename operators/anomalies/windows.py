@@ -4,7 +4,8 @@ A *group* is a channel (``web``, ``app``, ``store``) or one store
 (``store:S001``). Each de-duplicated event adds to the window of its event
 time in every group it belongs to; a closed window gives one value per
 *measure*: ``orders``, ``revenue`` (major units), ``add_to_carts``,
-``sessions`` (sessions started: a session id not seen for ``session_timeout``),
+``checkouts`` (``checkout_started``), ``sessions`` (sessions started: a session id not
+seen for ``session_timeout``),
 ``returns``, and ``conversion`` (orders / sessions, online groups only). The
 series name is ``measure:group``, e.g. ``orders:web`` or ``revenue:store:S012``.
 
@@ -33,7 +34,7 @@ from operators.contract.money import to_millis
 
 __all__ = ["KpiWindows", "Window", "groups_of", "series_name"]
 
-_WINDOW_EVENTS = frozenset({"order_placed", "sale", "return", "add_to_cart"})
+_WINDOW_EVENTS = frozenset({"order_placed", "sale", "return", "add_to_cart", "checkout_started"})
 
 
 def series_name(measure: str, group: str) -> str:
@@ -71,6 +72,7 @@ class Window:
     orders: int = 0
     revenue_millis: int = 0
     add_to_carts: int = 0
+    checkouts: int = 0
     sessions: int = 0
     returns: int = 0
     last_event_id: str | None = None
@@ -84,6 +86,7 @@ class Window:
             "orders": float(self.orders),
             "revenue": self.revenue_millis / 1000,
             "add_to_carts": float(self.add_to_carts),
+            "checkouts": float(self.checkouts),
             "sessions": float(self.sessions),
         }
         if self.sessions:
@@ -139,6 +142,8 @@ class KpiWindows:
             window.revenue_millis += to_millis(body["total"])
         elif kind == "add_to_cart":
             window.add_to_carts += 1
+        elif kind == "checkout_started":
+            window.checkouts += 1
         elif kind == "return":
             window.returns += 1
         if event.ts >= window.last_ts:

@@ -33,9 +33,9 @@ def error_of(doc: Doc) -> str:
 
 def test_bundled_anomaly_section() -> None:
     anomaly = load_config(environ={}).anomaly
-    assert anomaly.window_ms == 60_000
+    assert anomaly.window_ms == 15 * 60_000
     assert anomaly.session_timeout_ms == 30 * 60_000
-    assert anomaly.detector == "cusum" and anomaly.threshold == 12.0
+    assert anomaly.detector == "kpi" and anomaly.threshold == 0.75
     assert anomaly.outlier_cooldown_ms == 3_600_000
     assert anomaly.price_deviation == 0.5
 
@@ -55,14 +55,17 @@ def test_config_detectors_are_the_operators_detectors() -> None:
     [
         ("window", "soon", "anomaly.window: expected a duration"),
         ("window", "0s", "anomaly.window: expected a duration > 0"),
-        ("detector", "magic", "anomaly.detector: expected one of 'cusum'"),
+        ("detector", "magic", "anomaly.detector: expected one of 'kpi'"),
         ("threshold", "high", "anomaly.threshold: expected a number, got 'high'"),
         ("threshold", 0, "anomaly.threshold: expected a number > 0.0"),
-        ("half_life", True, "anomaly.half_life: expected a number, got True"),
-        ("drift", -0.5, "anomaly.drift: expected a number >= 0"),
+        ("threshold", 1.5, "anomaly.threshold: expected a number > 0.0 and <= 1.0"),
+        ("lags", True, "anomaly.lags: expected an integer"),
+        ("idle_windows", 0, "anomaly.idle_windows: expected an integer"),
         ("suppress_k", 0, "anomaly.suppress_k: expected an integer 1..10000"),
         ("price_deviation", "50%", "anomaly.price_deviation: expected a number"),
         ("outlier_cooldown", "often", "anomaly.outlier_cooldown: expected a duration"),
+        ("count_measures", ["orders", "profit"], "anomaly.count_measures: expected a list of orders"),
+        ("count_drop", 1.5, "anomaly.count_drop: expected a number > 0.0 and <= 0.99"),
     ],
 )
 def test_bad_values_name_their_key(doc: Doc, key: str, value: Any, message: str) -> None:
@@ -82,7 +85,7 @@ def test_unknown_and_missing_keys_and_section(doc: Doc) -> None:
 
 def test_settings_take_store_hours_from_locations() -> None:
     settings = anomaly_settings(load_config(environ={}))
-    assert settings.window_ms == 60_000 and settings.detector == "cusum"
+    assert settings.window_ms == 15 * 60_000 and settings.detector == "kpi"
     assert sorted(settings.store_hours) == ["S001", "S002", "S003", "S004", "S005", "S006"]
     london = settings.store_hours["S001"]
     assert london.timezone == "Europe/London"

@@ -174,6 +174,29 @@ def test_bot_traffic_is_a_burst_of_views_from_few_devices() -> None:
         assert len(bot_events) / minutes > 5 * humans_per_minute
 
 
+def test_a_conversion_collapse_fails_one_channel_s_checkouts_while_carts_continue() -> None:
+    events, truth = run(customers=3000, days=3)
+    collapses = anomalies(truth, "conversion_collapse")
+    assert len(collapses) == 3
+    carts = checkouts = 0
+    for collapse in collapses:
+        channel = collapse["channel"]
+        assert channel in ("web", "app")
+        assert collapse["series"][0] == f"checkout_conversion:{channel}"
+        assert 45 * 60_000 <= collapse["end"] - collapse["start"] <= 120 * 60_000
+
+        def during(kind: str, c: dict[str, Any] = collapse, ch: str = channel) -> int:
+            return sum(1 for e in events if e["type"] == kind and e.get("channel") == ch and c["start"] <= e["ts"] < c["end"])
+
+        assert during("order_placed") == 0
+        carts += during("add_to_cart")
+        checkouts += during("checkout_started")
+        other = "app" if channel == "web" else "web"
+        assert sum(1 for e in events if e["type"] == "order_placed" and e.get("channel") == other
+                   and collapse["start"] - 3_600_000 <= e["ts"] < collapse["end"] + 3_600_000) > 0
+    assert carts > 0 and checkouts > 0  # shoppers still cart and start checkout; no order goes through
+
+
 def test_churned_customers_stop_buying_at_their_churn_time() -> None:
     events, truth = run(customers=600, days=40, lifetime=20)
     churn_of: dict[str, int] = {}
@@ -317,7 +340,7 @@ def test_cli_writes_json_lines_and_the_ground_truth(tmp_path: Any) -> None:
     assert written == list(simulate(SimulationSettings(seed=5, customers=100, days=1)))
     records = [orjson.loads(line) for line in truth.read_bytes().splitlines()]
     assert records[0]["record"] == "simulation" and records[0]["seed"] == 5
-    assert Counter(r["record"] for r in records)["anomaly"] == 3
+    assert Counter(r["record"] for r in records)["anomaly"] == 4  # outage, pricing error, bot traffic, conversion collapse
     assert main(_args("--customers", "0")) == 2
     assert _args("--start", "2026-03-01T00:00:00Z", "--no-anomalies").start == 1772323200000
 
