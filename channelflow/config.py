@@ -30,8 +30,10 @@ from flows.config import (
     MetricsConfig,
     TimeConfig,
 )
-from operators.anomalies.settings import ANOMALY_DETECTORS, AnomalyConfig
+from operators.anomalies.settings import ANOMALY_DETECTORS, ANOMALY_MEASURES, AnomalyConfig
 from operators.churn.settings import ChurnConfig
+from operators.contract.dead_letter import MAX_OUTPUT_BYTES, MIN_OUTPUT_BYTES
+from operators.contract.events import MAX_UNKNOWN_BYTES, parse_ts
 from operators.customers.settings import CustomersConfig
 from operators.inventory.settings import InventoryConfig
 from operators.locations import Location
@@ -180,13 +182,17 @@ def _churn(raw: dict[str, Any]) -> ChurnConfig:
             "score_change": _fraction,
             "at_risk": _fraction,
             "lapsing": _fraction,
+            "learn_every": parse_int(1, 52),
+            "warmup": parse_int(0, 1_000_000),
+            "republish": parse_positive_duration,
         },
     )
     if values["at_risk"] > values["lapsing"]:
         raise fail("churn.at_risk", f"a score <= churn.lapsing ({values['lapsing']})", raw["at_risk"])
     return ChurnConfig(
-        values["horizon"], values["tick"], values["model"], values["score_change"], values["at_risk"], values["lapsing"]
-    )
+        values["horizon"], values["tick"], values["model"], values["score_change"], values["at_risk"], values["lapsing"],
+        values["learn_every"], values["warmup"], values["republish"],
+    )  # fmt: skip
 
 
 def _number(minimum: float, maximum: float | None = None) -> Callable[[str, Any], float]:
@@ -203,21 +209,36 @@ def _number(minimum: float, maximum: float | None = None) -> Callable[[str, Any]
 
 
 
+def _measures(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(v not in ANOMALY_MEASURES for v in value):
+        raise fail(key, f"a list of {', '.join(ANOMALY_MEASURES)}", value)
+    return tuple(value)
+
+
 def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
+    # Keys added with the count tests are optional: older config files keep working.
+    defaults = {"count_measures": ["orders", "sessions"], "context_measures": [], "count_nats": 3.0,
+                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4}
     values = take(
-        raw,
+        {**defaults, **raw},
         "anomaly",
         {
+            "count_measures": _measures,
+            "context_measures": _measures,
+            "count_nats": _number(0.0),
+            "checkout_nats": _number(0.0),
+            "count_drop": _number(0.0, 0.99),
+            "count_spike": _number(1.0),
+            "episode_quiet": parse_int(1, 10_000),
             "window": parse_positive_duration,
             "session_timeout": parse_positive_duration,
             "detector": parse_one_of(*ANOMALY_DETECTORS),
-            "threshold": _number(0.0),
-            "half_life": _number(0.0),
+            "threshold": _number(0.0, 1.0),
+            "lags": parse_int(1, 64),
+            "sample_size": parse_int(1, 100_000),
             "warmup": parse_int(0, 100_000),
-            "drift": _number(-1.0),
             "suppress_k": parse_int(1, 10_000),
-            "clear_windows": parse_int(1, 10_000),
-            "max_episode_windows": parse_int(1, 1_000_000),
+            "idle_windows": parse_int(1, 1_000_000),
             "min_sessions": parse_int(0),
             "basket_z": _number(0.0),
             "basket_warmup": parse_int(0),
@@ -226,14 +247,29 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
             "outlier_cooldown": parse_duration,
         },
     )
-    if values["drift"] < 0:
-        raise fail("anomaly.drift", "a number >= 0", raw["drift"])
     return AnomalyConfig(
-        values["window"], values["session_timeout"], values["detector"], values["threshold"], values["half_life"],
-        values["warmup"], values["drift"], values["suppress_k"], values["clear_windows"],
-        values["max_episode_windows"], values["min_sessions"], values["basket_z"], values["basket_warmup"],
-        values["price_deviation"], values["price_warmup"], values["outlier_cooldown"],
+        values["window"], values["session_timeout"], values["detector"], values["threshold"], values["lags"],
+        values["sample_size"], values["warmup"], values["suppress_k"], values["idle_windows"],
+        values["min_sessions"], values["basket_z"], values["basket_warmup"],
+        values["price_deviation"], values["price_warmup"], values["outlier_cooldown"], values["count_measures"],
+        values["context_measures"], values["count_nats"], values["checkout_nats"], values["count_drop"],
+        values["count_spike"], values["episode_quiet"],
     )  # fmt: skip
+
+
+def _parse_instant(key: str, value: Any) -> int:
+    """Epoch ms of an RFC 3339 timestamp with offset, such as ``2000-01-01T00:00:00Z`` (quoted
+    or as a TOML offset date-time)."""
+    from datetime import datetime
+
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return round(value.timestamp() * 1000)
+    if isinstance(value, str):
+        try:
+            return parse_ts(value)
+        except Exception:  # the contract's own error, reported as a config error
+            pass
+    raise fail(key, "an RFC 3339 timestamp with offset such as '2000-01-01T00:00:00Z'", value)
 
 
 def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
@@ -249,7 +285,23 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         "time",
         {"allowed_lateness": parse_duration, "idle_timeout": parse_duration, "dedupe_horizon": parse_duration},
     )
-    ingest = take(parse_table("ingest", doc["ingest"]), "ingest", {"max_event_bytes": parse_int(64, 16 * 1024 * 1024)})
+    ingest_table = dict(parse_table("ingest", doc["ingest"]))
+    # Keys added after the first release are optional: older config files keep working.
+    ingest_defaults = {
+        "max_unknown_bytes": MAX_UNKNOWN_BYTES, "min_event_time": "2000-01-01T00:00:00Z", "max_future": "1d",
+        "max_output_bytes": MAX_OUTPUT_BYTES,
+    }  # fmt: skip
+    ingest = take(
+        {**ingest_defaults, **ingest_table},
+        "ingest",
+        {
+            "max_event_bytes": parse_int(64, 16 * 1024 * 1024),
+            "max_unknown_bytes": parse_int(0, 16 * 1024 * 1024),
+            "min_event_time": _parse_instant,
+            "max_future": parse_duration,
+            "max_output_bytes": parse_int(MIN_OUTPUT_BYTES, 64 * 1024 * 1024),
+        },
+    )
     flow = take(
         parse_table("flow", doc["flow"]),
         "flow",
@@ -269,7 +321,13 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     return Config(
         kafka=_kafka(parse_table("kafka", doc["kafka"])),
         time=TimeConfig(time["allowed_lateness"], time["idle_timeout"], time["dedupe_horizon"]),
-        ingest=IngestConfig(ingest["max_event_bytes"]),
+        ingest=IngestConfig(
+            ingest["max_event_bytes"],
+            ingest["max_unknown_bytes"],
+            ingest["min_event_time"],
+            ingest["max_future"],
+            ingest["max_output_bytes"],
+        ),
         flow=FlowConfig(
             flow["shards"],
             flow["workers_per_process"],
@@ -327,11 +385,16 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     ``path`` defaults to ``$CHANNELFLOW_CONFIG`` or the bundled
     ``config/channelflow.toml``.
     """
+    return from_mapping(*effective_config(path, environ))
+
+
+def effective_config(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], Path]:
+    """The config document as the flow will use it (file plus environment overrides), and its file."""
     env = os.environ if environ is None else environ
     file = Path(path or env.get("CHANNELFLOW_CONFIG") or DEFAULT_CONFIG)
-    return from_mapping(apply_env(read_toml(file, "config"), env), source=file)
-
-
+    return apply_env(read_toml(file, "config"), env), file
 
 
 def load_promotions(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PromotionSettings:
@@ -341,10 +404,16 @@ def load_promotions(path: str | Path | None = None, environ: Mapping[str, str] |
     ``promotions.toml``. Overrides are ``CHANNELFLOW_PROMOTIONS__`` and the
     dotted key in upper case with ``__`` between levels.
     """
+    return promotions_from_mapping(*effective_promotions(path, environ))
+
+
+def effective_promotions(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], Path]:
+    """The rules document as the flow will use it (file plus environment overrides), and its file."""
     env = os.environ if environ is None else environ
     file = Path(path or env.get("CHANNELFLOW_PROMOTIONS") or DEFAULT_PROMOTIONS)
-    doc = read_toml(file, "promotions")
-    return promotions_from_mapping(apply_env(doc, env, prefix=PROMOTIONS_ENV_PREFIX), source=file)
+    return apply_env(read_toml(file, "promotions"), env, prefix=PROMOTIONS_ENV_PREFIX), file
 
 
 def read_toml(file: Path, what: str) -> dict[str, Any]:
