@@ -75,6 +75,7 @@ def produce(
     *,
     rate: float | None = None,
     linger_ms: int = 5,
+    message_max_bytes: int = 1_000_000,
 ) -> int:
     """Produce ``records``, at most ``rate`` per second if given; return the count.
 
@@ -84,6 +85,7 @@ def produce(
         {
             "bootstrap.servers": brokers,
             "linger.ms": linger_ms,
+            "message.max.bytes": message_max_bytes,
             "queue.buffering.max.messages": 500_000,
             "enable.idempotence": False,
             **kafka_client_config(),
