@@ -20,7 +20,7 @@ from channelflow.config import (
     load_config,
 )
 from channelflow.logs import setup_logging
-from operators.promotions.rules import promotions_from_mapping
+from operators.promotions.rules_file import promotions_from_mapping
 
 # Subcommands whose arguments and body live in their own module
 # (each module has ``add_arguments(parser)`` and ``main(args) -> int``).

@@ -37,7 +37,8 @@ from operators.contract.events import MAX_UNKNOWN_BYTES, parse_ts
 from operators.customers.settings import CustomersConfig
 from operators.inventory.settings import InventoryConfig
 from operators.locations import Location
-from operators.promotions.rules import PromotionSettings, promotions_from_mapping
+from operators.promotions.rules import PromotionSettings
+from operators.promotions.rules_file import promotions_from_mapping
 from operators.settings import (
     ConfigError,
     check_sections,

@@ -17,7 +17,8 @@ from typing import Any
 from operators.contract.events import TOPIC_OF_TYPE, Event
 from operators.promotions.domain import TOPIC, Promotions
 from operators.promotions.inputs import Activity, CustomerFacts
-from operators.promotions.rules import PromotionSettings, promotions_from_mapping
+from operators.promotions.rules import PromotionSettings
+from operators.promotions.rules_file import promotions_from_mapping
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Progress
 

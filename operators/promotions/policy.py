@@ -36,14 +36,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from operators.promotions.inputs import CustomerFacts
+from operators.promotions.rules import Cap, Holdout, PromotionSettings, QuietHours, Rule
 from operators.time.units import DAY_MS
-
-if TYPE_CHECKING:  # rules imports the triggers, which use this module
-    from operators.promotions.rules import Cap, Holdout, PromotionSettings, QuietHours, Rule
 
 __all__ = [
     "DAY_MS",

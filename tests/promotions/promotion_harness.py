@@ -24,7 +24,8 @@ from operators.promotions.inputs import (
     PromotionInput,
     StockLevel,
 )
-from operators.promotions.rules import PromotionSettings, promotions_from_mapping
+from operators.promotions.rules import PromotionSettings
+from operators.promotions.rules_file import promotions_from_mapping
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Progress, Signal
 

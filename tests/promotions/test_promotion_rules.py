@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 
 from channelflow.config import DEFAULT_PROMOTIONS, ConfigError, load_promotions
-from operators.promotions.rules import (
-    TRIGGERS,
-    BackInStock,
-    Birthday,
-    Offer,
-    promotions_from_mapping,
-)
+from operators.promotions.rules import Offer
+from operators.promotions.rules_file import TRIGGERS, promotions_from_mapping
+from operators.promotions.triggers.back_in_stock import BackInStock
+from operators.promotions.triggers.birthday import Birthday
 
 if sys.version_info >= (3, 11):
     import tomllib

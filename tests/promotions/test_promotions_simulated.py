@@ -19,7 +19,8 @@ from channelflow.simulator.shopping import CHECKOUT_RATE, ORDER_RATE
 from flows.main import domain_specs
 from operators.contract.events import parse_ts
 from operators.promotions.gate import PromotionGate
-from operators.promotions.rules import CartAbandoned, PromotionSettings
+from operators.promotions.rules import PromotionSettings
+from operators.promotions.triggers.cart_abandoned import CartAbandoned
 from tests.customers.test_customers import click, crm, order
 from tests.flow_harness import records_of, run_local
 

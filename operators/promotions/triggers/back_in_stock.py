@@ -27,17 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from operators.promotions.inputs import StockLevel
 from operators.promotions.policy import Candidate
+from operators.promotions.rules import PromotionSettings, Rule
 from operators.promotions.state import Recipient
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger
 from operators.settings import parse_int, parse_positive_duration
 from operators.time.timers import Timer, TimerQueue
-
-if TYPE_CHECKING:
-    from operators.promotions.rules import PromotionSettings, Rule
 
 __all__ = ["TRIGGER", "WAITLIST_TIMER", "BackInStock", "Waitlists"]
 

@@ -30,15 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from operators.promotions.inputs import Activity, ChurnScore, CustomerFacts, StockLevel
+from operators.promotions.policy import Candidate
+from operators.promotions.rules import PromotionSettings, Rule
 from operators.promotions.state import Armed, Customer
 from operators.time.timers import Timer, TimerQueue
-
-if TYPE_CHECKING:  # rules builds its trigger list from the triggers
-    from operators.promotions.policy import Candidate
-    from operators.promotions.rules import PromotionSettings, Rule
 
 __all__ = ["ActivityChange", "Context", "Parser", "Trigger", "human_duration"]
 

@@ -19,16 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, time
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from operators.promotions.inputs import CustomerFacts
 from operators.promotions.policy import customer_zone, local_datetime, local_epoch_ms
+from operators.promotions.rules import Rule
 from operators.promotions.state import Armed, Customer
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger
 from operators.settings import parse_local_time
-
-if TYPE_CHECKING:
-    from operators.promotions.rules import Rule
 
 __all__ = ["TRIGGER", "Birthday", "next_birthday"]
 

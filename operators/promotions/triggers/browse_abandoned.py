@@ -19,14 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
+from operators.promotions.rules import Rule
 from operators.promotions.state import Armed, Customer
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger, human_duration
 from operators.settings import parse_duration, parse_int, parse_positive_duration
-
-if TYPE_CHECKING:
-    from operators.promotions.rules import Rule
 
 __all__ = ["TRIGGER", "BrowseAbandoned"]
 

@@ -21,16 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from operators.promotions.inputs import ChurnScore
 from operators.promotions.policy import Candidate
+from operators.promotions.rules import Rule
 from operators.promotions.state import Customer
 from operators.promotions.triggers.base import Context, Trigger
 from operators.settings import parse_number
-
-if TYPE_CHECKING:
-    from operators.promotions.rules import Rule
 
 __all__ = ["TRIGGER", "ChurnRisk"]
 

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from operators.promotions.inputs import StockLevel
 from operators.promotions.policy import Candidate
+from operators.promotions.rules import Rule
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger
 from operators.settings import parse_int
-
-if TYPE_CHECKING:
-    from operators.promotions.rules import Rule
 
 __all__ = ["TRIGGER", "LowStockUrgency"]
 
