@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from channelflow import cli
+from channelflow.broker import EmbeddedBroker
 from channelflow.config import (
     DEFAULT_CONFIG,
     INPUT_TOPIC_KEYS,
@@ -27,6 +28,7 @@ from channelflow.config import (
     load_config,
     read_toml,
 )
+from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 Doc = dict[str, Any]
@@ -384,3 +386,22 @@ def test_cli_process_exits_non_zero_naming_the_key(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "kafka.brokerz" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.integration
+def test_run_dry_run_checks_the_topics_and_prints_the_stages(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    config = make_config(broker, partitions=1)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELFLOW_")}
+    environ.update({f"CHANNELFLOW_KAFKA__TOPICS__{k.upper()}": v for k, v in config.kafka.topics.items()})
+    environ["CHANNELFLOW_KAFKA__BROKERS"] = broker.bootstrap
+
+    def dry_run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "channelflow.cli", "run", "--dry-run"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+    done = dry_run(environ)
+    assert done.returncode == 0, done.stderr
+    for stage in ("sequence", "inventory", "identity", "customers", "churn", "anomaly", "promotions", "promotion_gate"):
+        assert f"\n{stage} " in f"\n{done.stdout}"
+    missing = dry_run({**environ, "CHANNELFLOW_KAFKA__TOPICS__ALERTS": "no-such-topic"})
+    assert missing.returncode == 2 and "no-such-topic" in missing.stderr
