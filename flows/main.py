@@ -11,10 +11,9 @@ domain shards driven by the event-time watermark, Kafka out.
                                                         │                       │ signals, progress
                                                      kafka_out                  └─ route_<later domain> ─ ...
 
-Domains, in order: inventory; identity → customers → churn (customers and
-churn); anomalies; promotions (fed by inventory, identity, customers, churn) and the
-promotion gate (one shard: exact budgets and waitlists).
-See ``domain_specs`` and the README's architecture section.
+Domains, in order: inventory; identity → customers → churn; anomalies; promotions and
+the promotion gate (one shard: exact budgets and waitlists). Which stage reads which
+stream, and so which stages a stage waits for, is declared in ``flows/topology.py``.
 
 The shell builds it for a config file and a broker
 (``channelflow.pipeline.make_flow``); run it with ``channelflow run`` or with
