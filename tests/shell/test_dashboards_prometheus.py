@@ -320,7 +320,9 @@ def test_prometheus_evaluates_every_alert_rule(run: Run) -> None:
     assert active >= firing
     dead = [a for a in get_json(f"{run.prometheus}/api/v1/alerts")["data"]["alerts"]
             if a["labels"]["alertname"] == "ChannelflowDeadLetters"]  # fmt: skip
-    assert {(a["labels"]["topic"], a["labels"]["reason"]) for a in dead} == {
+    # The flow runs in this test process, whose metric registry also holds what earlier tests
+    # in the same process counted: this run's dead letters are among the alerts.
+    assert {(a["labels"]["topic"], a["labels"]["reason"]) for a in dead} >= {
         ("pos", "invalid_json"),
         ("clickstream", "not_object"),
     }
