@@ -48,21 +48,28 @@ def scrape(url: str) -> dict[str, float]:
     return totals
 
 
-def summary_line(now: Mapping[str, float], before: Mapping[str, float], seconds: float, currency: str = "") -> str:
-    """One line of the live summary: simulated time and speed, then totals and the event rate.
+def summary_line(
+    now: Mapping[str, float],
+    before: Mapping[str, float],
+    seconds: float,
+    currency: str = "",
+    speed: float | None = None,
+) -> str:
+    """One line of the live summary: simulated time and ``speed`` (simulated seconds per
+    second), then totals and the event rate over the last ``seconds``.
 
     >>> summary_line({"channelflow_events_total": 300, "channelflow_orders_total": 4,
     ...               "channelflow_revenue_total": 99.5, "watermark": 1_767_614_400.0},
-    ...              {"channelflow_events_total": 100, "watermark": 1_767_613_200.0}, 2.0, "GBP")
+    ...              {"channelflow_events_total": 100}, 2.0, "GBP", speed=600.0)
     'simulated 2026-01-05 12:00 UTC (600x) | events 300 (100/s) | orders 4 | revenue 99.50 GBP | returns 0 | stock-outs 0 | dead letters 0 | duplicates 0 | late 0 | promotions sent 0 | churn scores 0 | anomaly alerts 0'
     """
     events = now.get("channelflow_events_total", 0.0)
     rate = (events - before.get("channelflow_events_total", 0.0)) / seconds if seconds > 0 else 0.0
-    watermark, earlier = now.get("watermark", 0.0), before.get("watermark", 0.0)
+    watermark = now.get("watermark", 0.0)
     if watermark:
-        speed = f"{(watermark - earlier) / seconds:.0f}x" if earlier and seconds > 0 else "..."
+        shown = f"{speed:.0f}x" if speed else "..."
         clock = datetime.fromtimestamp(watermark, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        simulated = f"simulated {clock} ({speed})"
+        simulated = f"simulated {clock} ({shown})"
     else:
         simulated = "simulated time: waiting for the first watermark"
     return (
@@ -138,6 +145,7 @@ def run_demo(config: Config, args: argparse.Namespace) -> int:
         started = time.monotonic()
         before: dict[str, float] = {}
         last = started
+        first: tuple[float, float] | None = None  # (watermark, wall clock) when first seen
         try:
             while args.duration is None or time.monotonic() - started < args.duration:
                 time.sleep(SUMMARY_EVERY_S)
@@ -150,7 +158,11 @@ def run_demo(config: Config, args: argparse.Namespace) -> int:
                 except OSError:
                     continue  # the flow is still starting
                 tick = time.monotonic()
-                print(summary_line(now, before, tick - last, config.currency), flush=True)
+                # Speed since the first watermark: the watermark moves in steps, the average does not.
+                if first is None and now.get("watermark"):
+                    first = (now["watermark"], tick)
+                speed = (now["watermark"] - first[0]) / (tick - first[1]) if first and tick > first[1] else None
+                print(summary_line(now, before, tick - last, config.currency, speed), flush=True)
                 before, last = now, tick
         except (KeyboardInterrupt, _Stop):
             print("\nstopping: simulator, flow, broker...", flush=True)
