@@ -208,8 +208,6 @@ def _number(minimum: float, maximum: float | None = None) -> Callable[[str, Any]
     return parse
 
 
-
-
 def _measures(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or any(v not in ANOMALY_MEASURES for v in value):
         raise fail(key, f"a list of {', '.join(ANOMALY_MEASURES)}", value)

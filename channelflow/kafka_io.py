@@ -17,9 +17,13 @@ Record = tuple[str, bytes | None, bytes]
 """A message to produce: (Kafka topic name, key, value)."""
 
 
+def _admin(brokers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": brokers, **kafka_client_config()})
+
+
 def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 30.0) -> None:
     """Create the topics that do not exist yet; wait until the broker knows them."""
-    admin = AdminClient({"bootstrap.servers": brokers, **kafka_client_config()})
+    admin = _admin(brokers)
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
     if wanted:
@@ -39,13 +43,13 @@ def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeo
 
 def missing_topics(brokers: str, names: Iterable[str], timeout: float = 30.0) -> list[str]:
     """The topics of ``names`` the broker does not have."""
-    existing = AdminClient({"bootstrap.servers": brokers, **kafka_client_config()}).list_topics(timeout=timeout).topics
+    existing = _admin(brokers).list_topics(timeout=timeout).topics
     return [name for name in dict.fromkeys(names) if name not in existing]
 
 
 def count_partitions(brokers: str, topics: Iterable[str], timeout: float = 30.0) -> int:
     """Total partitions of ``topics``; ValueError naming a topic the broker does not have."""
-    metadata = AdminClient({"bootstrap.servers": brokers, **kafka_client_config()}).list_topics(timeout=timeout)
+    metadata = _admin(brokers).list_topics(timeout=timeout)
     total = 0
     for topic in topics:
         meta = metadata.topics.get(topic)

@@ -68,7 +68,7 @@ class Decoder:
 
     def __call__(self, batch: list[SourceMessage]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
-        latest: dict[str, int] = {}
+        touched: dict[str, None] = {}  # partitions this batch delivered from, in order
         decoded: Counter[tuple[str, str]] = Counter()
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
@@ -91,10 +91,10 @@ class Decoder:
             high = max(highs.get(source, -1), result.ts)
             highs[source] = high
             out.append((keys[shard], (shard, Arrival(result, source, high))))
-            if result.ts > latest.get(source, -1):
-                latest[source] = result.ts
-        for source, ts in latest.items():
-            marker = Marker(source, ts, received_at)
+            touched[source] = None
+        for source in touched:
+            # The partition's latest event time so far: the watermark keeps each partition's maximum anyway.
+            marker = Marker(source, highs[source], received_at)
             out.extend((keys[k], (k, marker)) for k in range(self.shards))
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)
@@ -123,8 +123,8 @@ def rejected(
         received_at_ms=received_at,
         max_bytes=max_bytes,
     )
-    key = msg.key[: MAX_KEY_CHARS * 4].decode("utf-8", "replace")[:MAX_KEY_CHARS] if msg.key else ""
-    return Output("dead_letters", key or f"{topic}:{msg.partition}", record, received_at)
+    key = msg.key[: MAX_KEY_CHARS * 4].decode("utf-8", "replace") if msg.key else ""
+    return Output("dead_letters", key[:MAX_KEY_CHARS] or f"{topic}:{msg.partition}", record, received_at)
 
 
 def kafka_error(topics: Mapping[str, str]) -> Callable[[KafkaError[bytes | None, bytes | None]], Output]:
@@ -221,10 +221,11 @@ class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem,
     def _emit(self, progress: Progress | None) -> list[SequencedItem]:
         if progress is None:
             return []
-        HEALTH.note_watermark(_now_ms())
+        now = _now_ms()
+        HEALTH.note_watermark(now)
         label = str(progress.shard)
         metrics.WATERMARK.labels(label).set(progress.watermark / 1000)
-        metrics.WATERMARK_LAG.labels(label).set(max(0.0, (_now_ms() - progress.watermark) / 1000))
+        metrics.WATERMARK_LAG.labels(label).set(max(0.0, (now - progress.watermark) / 1000))
         return [progress]
 
 
@@ -369,9 +370,7 @@ def to_kafka(
             value = orjson.dumps(output.value)
             if len(value) > max_output_bytes:
                 return unserializable(output, f"{len(value)} bytes is over ingest.max_output_bytes ({max_output_bytes})")
-            message = KafkaSinkMessage(
-                key=output.key.encode("utf-8", "replace")[: MAX_KEY_CHARS * 4], value=value, topic=topic_names[output.topic]
-            )
+            message = KafkaSinkMessage(key=_key_bytes(output.key), value=value, topic=topic_names[output.topic])
         except Exception as exc:  # a record must never stop the flow
             return unserializable(output, f"cannot be written as JSON: {type(exc).__name__}: {exc}")
         topic = output.topic
@@ -401,12 +400,17 @@ def to_kafka(
             record["cause_event_id"] = cause[:256]
         key = output.key if isinstance(output.key, str) else topic
         return KafkaSinkMessage(
-            key=key.encode("utf-8", "replace")[: MAX_KEY_CHARS * 4],
+            key=_key_bytes(key),
             value=orjson.dumps(record),
             topic=topic_names["dead_letters"],
         )
 
     return serialize
+
+
+def _key_bytes(key: str) -> bytes:
+    """A record's Kafka key, at most :data:`MAX_KEY_CHARS` characters of it."""
+    return key[:MAX_KEY_CHARS].encode("utf-8", "replace")
 
 
 _REPR = reprlib.Repr()
