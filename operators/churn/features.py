@@ -111,11 +111,6 @@ def feature_values(profile: CustomerProfile, now: int, horizon_days: float) -> l
     ]
 
 
-def pack(features: dict[str, float], into: array) -> None:
-    """Append ``features`` to a float32 array (in :data:`FEATURES` order): the compact stored form."""
-    into.extend([features[name] for name in FEATURES])
-
-
 def unpack(packed: array, at: int = 0) -> dict[str, float]:
     """The features of the snapshot stored at ``packed[at : at + WIDTH]``."""
     return dict(zip(FEATURES, packed[at : at + WIDTH].tolist(), strict=True))

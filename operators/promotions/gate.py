@@ -177,10 +177,6 @@ class PromotionGate:
         """True for the gate's own timers (quiet hours, decisions, waitlist expiry)."""
         return timer_key.startswith(_OWN)
 
-    def recipient(self, customer_key: str) -> Recipient | None:
-        """What the gate holds about a customer (None: nothing)."""
-        return self._recipients.get(customer_key)
-
     def waitlist(self, rule: str, sku: str) -> list[str]:
         """Customers on a back-in-stock waitlist, first come first."""
         return list(self._waitlists.lists.get((rule, sku), {}))
