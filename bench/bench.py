@@ -23,6 +23,10 @@ Prints a Markdown table.
 Kafka) over ``--events`` simulated events twice, with and without the
 promotions stage, and reports promotion decisions per second and the
 promotions stage's share of flow time, ``(t_all - t_without) / t_all``.
+
+``--state-days 120`` runs every domain stage in-process over 120 simulated days
+of ``--customers`` and prints each stage's pickled state (domains and timers,
+what a recovery snapshot stores) per account or card with a profile.
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--traffic", choices=["mixed", "inventory"], default="mixed")
     parser.add_argument("--promotions", action="store_true", help="promotion decisions/s and share of flow time")
+    parser.add_argument("--state-days", type=int, metavar="DAYS", help="pickled state per customer after DAYS simulated days")
     parser.add_argument("--child", choices=["baseline", "channelflow"], help=argparse.SUPPRESS)
     parser.add_argument("--brokers", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)
@@ -133,6 +138,8 @@ def main() -> int:
     if args.child:
         child(args.child, args.brokers, args.topics.split(","))
         return 0
+    if args.state_days:
+        return state_bench(args.customers, args.state_days)
     if args.promotions:
         return promotions_bench(args.events, args.customers)
 
@@ -253,6 +260,40 @@ def promotions_bench(n_events: int, customers: int) -> int:
     print(f"| without promotions | {t_without:.2f} | {n_events / t_without:,.0f} | | | |")
     print(f"\npromotions stage: {share:.1%} of flow time; {decisions / max(t_all - t_without, 1e-9):,.0f} "
           "decisions per second of promotions-stage time")
+    return 0
+
+
+def state_bench(customers: int, days: int) -> int:
+    """Every domain stage in-process over ``days`` simulated days; pickled state per stage, per customer."""
+    import pickle
+    from collections import Counter
+
+    from channelflow.config import load_promotions
+    from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+    from flows.customer_wiring import customer_profiles
+    from flows.local import LocalFlow
+    from flows.main import domain_specs
+    from operators.contract.events import event_of
+    from operators.customers.book import is_scored
+
+    config = load_config()
+    settings = SimulationSettings(seed=11, customers=customers, days=days, anomalies=False)
+    events = sorted((event_of(body) for body in simulate(settings, DEFAULT_LOCATIONS)), key=lambda e: (e.ts, e.event_id))
+    flow = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
+    flow.run(events, lateness_ms=config.time.allowed_lateness_ms)
+    flow.advance(events[-1].ts + 1)
+    scored = Counter(is_scored(key) for key in customer_profiles(flow))[True]
+    print(f"{len(events)} simulated events over {days} days, {customers} simulated customers; {scored} accounts and "
+          f"cards with a profile; pickled domains and timers of each stage (what recovery stores)\n")
+    print("| stage | bytes | bytes per customer |")
+    print("|---|---:|---:|")
+    total = 0
+    for spec in flow.specs:
+        size = len(pickle.dumps([flow.domains(spec.name), [shard.timers for shard in flow.shards[spec.name]]],
+                                protocol=pickle.HIGHEST_PROTOCOL))  # fmt: skip
+        total += size
+        print(f"| {spec.name} | {size:,} | {size / max(scored, 1):,.0f} |")
+    print(f"| every stage | {total:,} | {total / max(scored, 1):,.0f} |")
     return 0
 
 

@@ -56,6 +56,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import channelflow  # noqa: E402, F401  # before numpy: single-threaded BLAS, as the engine runs
+
+# isort: split
 import numpy as np  # noqa: E402
 from scipy import optimize, special  # type: ignore[import-untyped]  # noqa: E402
 
@@ -377,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-bgnbd", metavar="CSV", help="fit BG/NBD on the CDNOW summary and stop")
     parser.add_argument("--learn-every", type=int, help="override churn.learn_every")
     parser.add_argument("--score-change", type=float, help="override churn.score_change")
+    parser.add_argument("--window-days", type=float, help="override churn.window (windowed_logistic)")
     args = parser.parse_args(argv)
     if args.check_bgnbd:
         check_bgnbd(args.check_bgnbd)
@@ -386,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, churn=replace(config.churn, learn_every=args.learn_every))
     if args.score_change is not None:
         config = replace(config, churn=replace(config.churn, score_change=args.score_change))
+    if args.window_days is not None:
+        config = replace(config, churn=replace(config.churn, window_ms=int(args.window_days * DAY_MS)))
     models = args.models.split(",")
     events = None if args.skip_uci else uci_events()
     for model in models:

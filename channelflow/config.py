@@ -31,6 +31,7 @@ from flows.config import (
     TimeConfig,
 )
 from operators.anomalies.settings import ANOMALY_DETECTORS, ANOMALY_MEASURES, AnomalyConfig
+from operators.churn.model import MODELS
 from operators.churn.settings import ChurnConfig
 from operators.contract.dead_letter import MAX_OUTPUT_BYTES, MIN_OUTPUT_BYTES
 from operators.contract.events import MAX_UNKNOWN_BYTES, parse_ts
@@ -179,20 +180,21 @@ def _churn(raw: dict[str, Any]) -> ChurnConfig:
         {
             "horizon": parse_positive_duration,
             "tick": parse_positive_duration,
-            "model": parse_one_of("logistic", "hoeffding_adaptive_tree"),
+            "model": parse_one_of(*MODELS),
             "score_change": _fraction,
             "at_risk": _fraction,
             "lapsing": _fraction,
             "learn_every": parse_int(1, 52),
             "warmup": parse_int(0, 1_000_000),
             "republish": parse_positive_duration,
+            "window": parse_positive_duration,
         },
     )
     if values["at_risk"] > values["lapsing"]:
         raise fail("churn.at_risk", f"a score <= churn.lapsing ({values['lapsing']})", raw["at_risk"])
     return ChurnConfig(
         values["horizon"], values["tick"], values["model"], values["score_change"], values["at_risk"], values["lapsing"],
-        values["learn_every"], values["warmup"], values["republish"],
+        values["learn_every"], values["warmup"], values["republish"], values["window"],
     )  # fmt: skip
 
 

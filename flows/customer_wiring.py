@@ -42,7 +42,7 @@ def customer_settings(config: Config) -> CustomerSettings:
 def score_settings(config: Config) -> ScoreSettings:
     churn = config.churn
     return ScoreSettings(churn.model, churn.score_change, churn.at_risk, churn.lapsing, churn.horizon_ms / DAY_MS,
-                         churn.warmup, churn.republish_ms)  # fmt: skip
+                         churn.warmup, churn.republish_ms, churn.window_ms / DAY_MS)  # fmt: skip
 
 
 class CustomerMetrics:

@@ -58,6 +58,7 @@ FEATURES = (
     "online_share",
     "refund_share",
     "log_cart_value",
+    "log_lines_per_order",
 )
 #: Floats per stored snapshot.
 WIDTH = len(FEATURES)
@@ -108,6 +109,7 @@ def feature_values(profile: CustomerProfile, now: int, horizon_days: float) -> l
         online / orders,
         min(1.0, profile.refunds_millis / revenue) if revenue > 0 else 0.0,
         math.log1p(profile.cart_value_millis / 1000) if profile.cart else 0.0,
+        math.log1p(profile.purchase_lines / orders),
     ]
 
 

@@ -18,16 +18,16 @@ progressive log loss, exponentially weighted with a half-life of
 standard online model-selection rule). Both are scored on every example before
 either learns it, so the comparison is out-of-sample and deterministic.
 
->>> model = ChurnModel("logistic", horizon_days=90)
+>>> model = ChurnModel("windowed_logistic", horizon_days=90)
 >>> round(model.prior.proba(0.0), 2), round(model.prior.proba(90.0), 2), round(model.prior.proba(900.0), 2)
 (0.5, 0.67, 0.92)
->>> for _ in range(200):
-...     model.learn_one({"log_recency_days": 4.5, "log_frequency": 0.7}, True)
-...     model.learn_one({"log_recency_days": 1.0, "log_frequency": 2.5}, False)
+>>> for day in range(200):  # examples labelled over 200 days of event time
+...     model.learn_one({"log_recency_days": 4.5, "log_frequency": 0.7}, True, ts=day * DAY_MS)
+...     model.learn_one({"log_recency_days": 1.0, "log_frequency": 2.5}, False, ts=day * DAY_MS)
 >>> model.predict_proba_one({"log_recency_days": 4.5, "log_frequency": 0.7}) > 0.8
 True
 >>> model.examples, model.version
-(400, 'logistic@400')
+(400, 'windowed_logistic@400')
 >>> round(model.quality()["model"]["roc_auc"], 2), round(model.quality()["baseline"]["roc_auc"], 2)
 (1.0, 1.0)
 >>> model.prefers_model()  # its recent log loss is below the prior's
@@ -42,7 +42,11 @@ from typing import Any
 import numpy as np
 from river import linear_model, preprocessing, tree
 
-MODELS = ("logistic", "hoeffding_adaptive_tree")
+from operators.churn.features import FEATURES
+from operators.churn.refit import WindowedLogisticRegression
+from operators.time.units import DAY_MS
+
+MODELS = ("windowed_logistic", "logistic", "hoeffding_adaptive_tree")
 #: The recency prior's only feature.
 RECENCY = "log_recency_days"
 #: Bins of the progressive ROC AUC over scores in [0, 1].
@@ -56,7 +60,9 @@ RECENT_HALF_LIFE = 1000
 _RECENT_DECAY = 0.5 ** (1 / RECENT_HALF_LIFE)
 
 
-def _make(kind: str) -> Any:
+def _make(kind: str, window_days: float) -> Any:
+    if kind == "windowed_logistic":
+        return WindowedLogisticRegression(FEATURES, window_ms=int(window_days * DAY_MS))
     if kind == "logistic":
         return linear_model.LogisticRegression()  # behind a StandardScaler, see ChurnModel
     if kind == "hoeffding_adaptive_tree":
@@ -151,14 +157,18 @@ class RecencyPrior:
 class ChurnModel:
     """Churn probability from profile features (see ``operators.churn.features``).
 
-    ``kind`` is ``"logistic"`` (``StandardScaler | LogisticRegression``, the
-    default) or ``"hoeffding_adaptive_tree"``; ``horizon_days`` shapes the
-    recency prior.
+    ``kind`` is ``"windowed_logistic"`` (the default: a logistic regression
+    refitted on the labelled examples of the last ``window_days`` of event
+    time, see :mod:`operators.churn.refit`), ``"logistic"`` (River's
+    ``StandardScaler | LogisticRegression``, one SGD step per example) or
+    ``"hoeffding_adaptive_tree"``; ``horizon_days`` shapes the recency prior.
     """
 
-    def __init__(self, kind: str = "logistic", horizon_days: float = 90.0) -> None:
+    def __init__(self, kind: str = "windowed_logistic", horizon_days: float = 90.0,
+                 window_days: float = 90.0) -> None:  # fmt: skip
         self.kind = kind
-        self._estimator = _make(kind)
+        self._estimator = _make(kind, window_days)
+        self._windowed = isinstance(self._estimator, WindowedLogisticRegression)
         # The logistic model is StandardScaler | LogisticRegression, kept apart so that a batch of
         # snapshots is scored at once (predict_proba_many) and an example is scaled once.
         self._scaler = preprocessing.StandardScaler() if kind == "logistic" else None
@@ -171,12 +181,16 @@ class ChurnModel:
 
     def predict_proba_one(self, x: dict[str, float]) -> float:
         """P(churn) for feature vector ``x`` by the model (an untrained tree: 0.5)."""
+        if self._windowed:
+            return float(self._estimator.predict_proba_one(x))
         if self._scaler is not None:
             x = self._scaler.transform_one(x)
         return float(self._estimator.predict_proba_one(x).get(True, 0.5))
 
     def predict_proba_many(self, X: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
         """P(churn) for each row of ``X`` (columns: ``features``); as ``predict_proba_one`` does it."""
+        if self._windowed and features == self._estimator.features:
+            return np.asarray(self._estimator.predict_proba_many(X))
         if self._scaler is None:
             return np.array([self.predict_proba_one(dict(zip(features, row, strict=True))) for row in X.tolist()])
         scaler, lr = self._scaler, self._estimator
@@ -187,14 +201,19 @@ class ChurnModel:
         logits = np.clip(scaled @ weights + lr.intercept, -30.0, 30.0)  # River's sigmoid saturates there
         return 1.0 / (1.0 + np.exp(-logits))
 
-    def learn_one(self, x: dict[str, float], y: bool) -> None:
-        """Score ``x`` for the progressive metrics, then learn label ``y`` (True = churned)."""
-        if self._scaler is not None:  # the scaler learns no label: scaling first is still test-then-train
-            self._scaler.learn_one(x)
-            x_model = self._scaler.transform_one(x)
+    def learn_one(self, x: dict[str, float], y: bool, ts: int = 0) -> None:
+        """Score ``x`` for the progressive metrics, then learn label ``y`` (True = churned) at event time ``ts``."""
+        if self._windowed:  # scored by the last fit: a refit per example would cost the whole window each
+            p_model = float(self._estimator.predict_proba_one(x, refit=False))
+            self._estimator.learn_one(x, y, ts)
         else:
-            x_model = x
-        p_model = float(self._estimator.predict_proba_one(x_model).get(True, 0.5))
+            if self._scaler is not None:  # the scaler learns no label: scaling first is still test-then-train
+                self._scaler.learn_one(x)
+                x_model = self._scaler.transform_one(x)
+            else:
+                x_model = x
+            p_model = float(self._estimator.predict_proba_one(x_model).get(True, 0.5))
+            self._estimator.learn_one(x_model, y)
         recency = x[RECENCY]
         p_prior = self.prior.proba_log(recency)
         self._quality.update(y, p_model)
@@ -202,7 +221,6 @@ class ChurnModel:
         recent = self.recent_loss
         recent["model"] = recent["model"] * _RECENT_DECAY + _log_loss(y, p_model)
         recent["prior"] = recent["prior"] * _RECENT_DECAY + _log_loss(y, p_prior)
-        self._estimator.learn_one(x_model, y)
         self.prior.learn(recency, y)
         self.learned[y] += 1
 

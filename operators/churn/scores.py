@@ -82,6 +82,7 @@ class ScoreSettings:
     horizon_days: float = 90.0
     warmup: int = 500
     republish_ms: int = 28 * 86_400_000
+    window_days: float = 90.0
 
 
 #: The ``model`` field of a score from the recency prior.
@@ -93,7 +94,7 @@ class ChurnScores:
 
     def __init__(self, settings: ScoreSettings) -> None:
         self.settings = settings
-        self.model = ChurnModel(settings.model, settings.horizon_days)
+        self.model = ChurnModel(settings.model, settings.horizon_days, settings.window_days)
         # customer key -> (score, segment, from the model (not the prior), event time) of its last record
         self.published: dict[str, tuple[float, str, bool, int]] = {}
 
@@ -105,7 +106,7 @@ class ChurnScores:
     def on_event(self, signal: Signal, shard: DomainShard[Any] | None) -> list[Output | Signal]:
         body = signal.body
         if isinstance(body, Example):
-            self.model.learn_one(body.features, body.churned)
+            self.model.learn_one(body.features, body.churned, signal.ts)
             return []
         if isinstance(body, TickSnapshots):
             return self._score_tick(body, signal.ts, signal.order)

@@ -16,3 +16,4 @@ class ChurnConfig:
     learn_every: int
     warmup: int
     republish_ms: int
+    window_ms: int

@@ -46,6 +46,7 @@ class CustomerProfile:
     orders_by_channel: dict[str, int] = field(default_factory=dict)  # web, app, store
     revenue_by_channel: dict[str, int] = field(default_factory=dict)
     refunds_millis: int = 0
+    purchase_lines: int = 0  # line items over every purchase (basket breadth)
     purchase_times: list[int] = field(default_factory=list)  # the latest RECENT_TIMES, oldest first
     first_purchase: int | None = None
     last_purchase: int | None = None
@@ -143,6 +144,7 @@ class CustomerProfile:
             self.store_visits[kpi.store] = self.store_visits.get(kpi.store, 0) + 1
         else:
             self.cart.clear()  # an online order checks the cart out
+        self.purchase_lines += len(event.body["lines"])
         _keep_recent(self.purchase_times, event.ts)
         self.first_purchase = event.ts if self.first_purchase is None else min(self.first_purchase, event.ts)
         self.last_purchase = event.ts if self.last_purchase is None else max(self.last_purchase, event.ts)
@@ -173,6 +175,7 @@ class CustomerProfile:
         for store, visits in alias.store_visits.items():
             self.store_visits[store] = self.store_visits.get(store, 0) + visits
         self.refunds_millis += alias.refunds_millis
+        self.purchase_lines += alias.purchase_lines
         self.purchase_times = sorted(self.purchase_times + alias.purchase_times)[-RECENT_TIMES:]
         self.first_purchase = _min(self.first_purchase, alias.first_purchase)
         self.last_purchase = _max(self.last_purchase, alias.last_purchase)

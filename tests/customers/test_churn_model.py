@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import math
 import random
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 import operators.churn.features
 import operators.churn.model
+import operators.churn.refit
 import operators.churn.scores
 import operators.customers.book
 from operators.churn.model import ChurnModel
@@ -19,12 +21,21 @@ from operators.churn.scores import PRIOR, ChurnScores, ScoreSettings
 from operators.customers.signals import Example, Snapshot
 from operators.time.stream_items import Output, Signal
 
+KINDS = ("windowed_logistic", "logistic")
+HOUR_MS = 3_600_000
 SETTINGS = ScoreSettings("logistic", score_change=0.02, at_risk=0.5, lapsing=0.8, horizon_days=90, warmup=50)
 RFM = {"recency_days": 1.0, "frequency": 1, "monetary": 1.0}
 
 
 @pytest.mark.parametrize(
-    "module", [operators.churn.features, operators.churn.model, operators.churn.scores, operators.customers.book]
+    "module",
+    [
+        operators.churn.features,
+        operators.churn.model,
+        operators.churn.refit,
+        operators.churn.scores,
+        operators.customers.book,
+    ],
 )
 def test_churn_doctests(module: ModuleType) -> None:
     failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -51,52 +62,58 @@ def stream(label: str, n: int = 3000, seed: int = 3) -> list[tuple[dict[str, flo
     return out
 
 
-def test_the_prior_is_preferred_when_its_recent_log_loss_is_lower() -> None:
-    model = ChurnModel("logistic", horizon_days=90)
-    for x, y in stream("band"):
-        model.learn_one(x, y)
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_prior_is_preferred_when_its_recent_log_loss_is_lower(kind: str) -> None:
+    model = ChurnModel(kind, horizon_days=90)
+    for i, (x, y) in enumerate(stream("band")):
+        model.learn_one(x, y, i * HOUR_MS)
     assert model.recent_loss["prior"] < model.recent_loss["model"] and not model.prefers_model()
 
 
-def test_the_model_is_preferred_when_its_recent_log_loss_is_lower() -> None:
-    model = ChurnModel("logistic", horizon_days=90)
-    for x, y in stream("rhythm"):
-        model.learn_one(x, y)
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_model_is_preferred_when_its_recent_log_loss_is_lower(kind: str) -> None:
+    model = ChurnModel(kind, horizon_days=90)
+    for i, (x, y) in enumerate(stream("rhythm")):
+        model.learn_one(x, y, i * HOUR_MS)
     assert model.prefers_model()
 
 
-def test_the_recent_loss_forgets_old_examples() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_recent_loss_forgets_old_examples(kind: str) -> None:
     # A model that was worse long ago and better lately is preferred: the loss is recent, not cumulative.
-    model = ChurnModel("logistic", horizon_days=90)
-    for x, y in stream("band", 2000) + stream("rhythm", 6000, seed=4):
-        model.learn_one(x, y)
+    model = ChurnModel(kind, horizon_days=90)
+    for i, (x, y) in enumerate(stream("band", 2000) + stream("rhythm", 6000, seed=4)):
+        model.learn_one(x, y, i * HOUR_MS)
     assert model.prefers_model()
     assert model.quality()["model"]["log_loss"] > 0  # the cumulative figures are still exported
 
 
-def published(label: str) -> list[dict[str, Any]]:
-    stage = ChurnScores(SETTINGS)
+def published(label: str, kind: str = "logistic") -> list[dict[str, Any]]:
+    stage = ChurnScores(replace(SETTINGS, model=kind))
     records = []
     for i, (x, y) in enumerate(stream(label)):
-        stage.on_event(Signal("customer_snapshots", "model", i, f"l{i}", Example("C1", x, y, i)), None)
+        ts = i * HOUR_MS
+        stage.on_event(Signal("customer_snapshots", "model", ts, f"l{i}", Example("C1", x, y, i)), None)
         if i % 100 == 99:  # a customer asks for a score now and then
             snap = Snapshot(f"C{i}", {"log_recency_days": 2.5, "log_frequency": 1.0}, RFM, "bronze", f"e{i}")
-            for out in stage.on_event(Signal("customer_snapshots", "model", i, f"s{i}", snap), None):
+            for out in stage.on_event(Signal("customer_snapshots", "model", ts, f"s{i}", snap), None):
                 if isinstance(out, Output):
                     records.append(out.value)
     return records
 
 
-def test_the_stage_publishes_whichever_is_better_and_says_which() -> None:
-    band_records = published("band")
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_stage_publishes_whichever_is_better_and_says_which(kind: str) -> None:
+    band_records = published("band", kind)
     assert {r["model"] for r in band_records[-5:]} == {PRIOR}  # after warmup, still the prior: it is better here
     assert all(r["churn_risk"] > 0.8 for r in band_records[-5:])  # and it knows the band (the model says about 0.2)
-    rhythm_records = published("rhythm")
-    assert rhythm_records[0]["model"] == PRIOR and rhythm_records[-1]["model"] == "logistic"
+    rhythm_records = published("rhythm", kind)
+    assert rhythm_records[0]["model"] == PRIOR and rhythm_records[-1]["model"] == kind
 
 
-def test_the_choice_is_deterministic() -> None:
-    assert published("band") == published("band") and published("rhythm") == published("rhythm")
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_choice_is_deterministic(kind: str) -> None:
+    assert published("band", kind) == published("band", kind) and published("rhythm", kind) == published("rhythm", kind)
 
 
 def test_a_half_life_of_examples() -> None:

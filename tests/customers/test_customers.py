@@ -257,7 +257,7 @@ def test_scores_start_as_the_recency_prior_and_say_so() -> None:
     last = {}
     for record in scores(flow):
         last[record["customer_id"]] = record
-        assert record["model"] == "recency_prior" and record["model_version"] == "logistic@0"
+        assert record["model"] == "recency_prior" and record["model_version"] == "windowed_logistic@0"
     # The prior ranks by recency from the first purchase: L1 (silent 80 days) above L2 (40).
     assert last["loyalty:L1"]["churn_risk"] > last["loyalty:L2"]["churn_risk"] > 0.5
 
