@@ -3,10 +3,20 @@
 Starts the embedded broker, the flow (``channelflow run``, recovery on) and the
 simulator at ``--rate`` events per wall-clock second over ``--customers``
 customers who never churn away (a fixed population), samples the flow
-process's resident set size every ``--every`` seconds, and prints the samples
-and the growth from the end of the warm-up to the end of the run.
+process's resident set size and its watermark every ``--every`` seconds, and
+prints the samples and the growth from the end of the warm-up to the end of
+the run.
 
-Usage: ``python bench/soak.py --minutes 30 --warmup 10 --rate 200 --customers 2000``.
+The warm-up ends when the flow's event time has passed the longest horizon of
+event time that bounds its state (:func:`state_horizons`; with the shipped
+config the churn snapshots waiting for their labels: ``churn.horizon`` plus
+``churn.learn_every`` ticks): before that, state grows by design. The script
+prints every horizon and the sample the warm-up ended at; ``--warmup MINUTES``
+sets it by wall clock instead. It also reports when the churn model passed its
+own warm-up (``churn.warmup`` examples of each label), after which the scores
+come from the model rather than the recency prior.
+
+Usage: ``python bench/soak.py --minutes 30 --rate 150 --customers 2000``.
 """
 
 from __future__ import annotations
@@ -18,15 +28,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from types import FrameType
+
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channelflow.broker import EmbeddedBroker, free_port  # noqa: E402
-from channelflow.config import INPUT_TOPIC_KEYS, load_config  # noqa: E402
+from channelflow.config import INPUT_TOPIC_KEYS, Config, load_config, load_promotions  # noqa: E402
 from channelflow.demo import scrape  # noqa: E402
 from channelflow.kafka_io import create_topics  # noqa: E402
+from channelflow.simulator import DEFAULT_START_MS  # noqa: E402
+from operators.promotions.rules import PromotionSettings  # noqa: E402
+
+DAY_MS = 86_400_000
 
 
 def rss_mb(pid: int) -> float:
@@ -37,20 +55,62 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def state_horizons(config: Config, promotions: PromotionSettings) -> dict[str, int]:
+    """Event time (ms) after which each kind of time-bounded state stops growing for a fixed population.
+
+    Each is how long the flow keeps an entry of that kind: once the run's event time
+    has passed it, entries leave as fast as new ones come. State bounded by a count
+    (profiles per customer, the last 32 purchases, 20 views) is not listed: it fills
+    with activity, not with time.
+    """
+    churn, policy, rules = config.churn, promotions.policy, promotions.rules
+    waitlists = [getattr(r.params, "waitlist_ttl_ms", 0) for r in rules if r.enabled]
+    return {
+        "churn snapshots waiting for their label (churn.horizon + churn.learn_every x churn.tick)":
+            churn.horizon_ms + churn.learn_every * churn.tick_ms,
+        "anonymous devices (customers.device_ttl)": config.customers.device_ttl_ms,
+        "published churn scores' republish age (churn.republish)": churn.republish_ms,
+        "open promotions (longest expiry or policy.attribution_window)":
+            max([policy.attribution_window_ms, *(r.expiry_ms for r in rules if r.enabled)]),
+        "back-in-stock waitlist places (waitlist_ttl)": max(waitlists, default=0),
+        "frequency-cap send times (longest cap window)":
+            max((cap.window_ms for caps in policy.frequency_caps.values() for cap in caps), default=0),
+        "pickup reservations (inventory.pickup_expiry)": config.inventory.pickup_expiry_ms,
+        "seen event ids (time.dedupe_horizon)": config.time.dedupe_horizon_ms,
+    }  # fmt: skip
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # stop the children in order (the finally below)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--warmup", type=float, default=10.0, help="minutes before the reference sample")
-    parser.add_argument("--rate", type=float, default=200.0, help="events per wall-clock second")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="minutes before the reference sample (default: until event time passes the longest "
+                             "state horizon)")
+    parser.add_argument("--rate", type=float, default=150.0, help="events per wall-clock second")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
 
     config = load_config()
+    horizons = state_horizons(config, load_promotions())
+    longest = max(horizons, key=lambda name: horizons[name])
+    print("state horizons (event time):")
+    for name, ms in sorted(horizons.items(), key=lambda item: -item[1]):
+        print(f"  {ms / DAY_MS:8.2f} d  {name}")
+    if args.warmup is None:
+        print(f"warm-up: until event time has passed {horizons[longest] / DAY_MS:.1f} d ({longest})\n", flush=True)
+    warm_at_s = (DEFAULT_START_MS + horizons[longest]) / 1000  # the simulator starts at DEFAULT_START_MS
     python = sys.executable
     port = free_port()
-    samples: list[tuple[float, float, float]] = []  # (minutes, events, RSS MB)
+    # (minutes, events, event-time days since the start, RSS MB)
+    samples: list[tuple[float, float, float, float]] = []
+    model_ready: tuple[float, float] | None = None  # (minutes, days) when the churn model passed its warm-up
+    signal.signal(signal.SIGTERM, _stop)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="channelflow-soak-") as state:
         create_topics(broker.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
         env = dict(os.environ, CHANNELFLOW_KAFKA__BROKERS=broker.bootstrap, CHANNELFLOW_METRICS__PORT=str(port),
@@ -72,11 +132,21 @@ def main() -> int:
                     print("a child process exited early", file=sys.stderr)
                     return 1
                 try:
-                    events = scrape(f"http://127.0.0.1:{port}/metrics").get("channelflow_events_total", 0.0)
+                    metrics = scrape(f"http://127.0.0.1:{port}/metrics")
                 except OSError:
                     continue
-                samples.append((elapsed / 60, events, rss_mb(flow.pid)))
-                print(f"{elapsed / 60:6.1f} min  {events:10,.0f} events  {samples[-1][2]:8.1f} MB RSS", flush=True)
+                events = metrics.get("channelflow_events_total", 0.0)
+                watermark = metrics.get("watermark", 0.0)
+                days = max(0.0, watermark * 1000 - DEFAULT_START_MS) / DAY_MS
+                samples.append((elapsed / 60, events, days, rss_mb(flow.pid)))
+                learned = metrics.get("channelflow_churn_examples_total", 0.0)
+                if model_ready is None and _churn_ready(port, config.churn.warmup):
+                    model_ready = (elapsed / 60, days)
+                warm = " " if watermark < warm_at_s else "*"
+                print(f"{elapsed / 60:6.1f} min  {events:10,.0f} events  {days:6.1f} d {warm} "
+                      f"{samples[-1][3]:8.1f} MB RSS  {learned:7,.0f} churn examples", flush=True)
+        except KeyboardInterrupt:
+            print("stopped early", file=sys.stderr)
         finally:
             for child in (simulator, flow):
                 if child.poll() is None:
@@ -86,14 +156,37 @@ def main() -> int:
                     child.wait(30)
                 except subprocess.TimeoutExpired:
                     child.kill()
-    after_warmup = [s for s in samples if s[0] >= args.warmup]
+    if args.warmup is not None:
+        after_warmup = [s for s in samples if s[0] >= args.warmup]
+    else:
+        after_warmup = [s for s in samples if s[2] * DAY_MS >= horizons[longest]]
     if len(after_warmup) < 2:
         print("not enough samples after the warm-up", file=sys.stderr)
         return 1
-    (m0, e0, r0), (m1, e1, r1) = after_warmup[0], after_warmup[-1]
-    print(f"\n| from | to | events in between | RSS at start (MB) | RSS at end (MB) | growth |\n|---|---|---:|---:|---:|---:|\n"
-          f"| {m0:.1f} min | {m1:.1f} min | {e1 - e0:,.0f} | {r0:.1f} | {r1:.1f} | {100 * (r1 - r0) / r0:+.1f}% |")
+    (m0, e0, d0, r0), (m1, e1, d1, r1) = after_warmup[0], after_warmup[-1]
+    print(f"\nrate {args.rate:g} events/s: {samples[-1][2] / samples[-1][0]:.2f} simulated days per minute")
+    if model_ready is not None:
+        print(f"churn model past its warm-up ({config.churn.warmup} examples of each label) at "
+              f"{model_ready[0]:.1f} min ({model_ready[1]:.0f} d)")
+    else:
+        print(f"churn model not past its warm-up ({config.churn.warmup} examples of each label) in this run")
+    print(f"\n| from | to | event time | events in between | RSS at start (MB) | RSS at end (MB) | growth |\n"
+          f"|---|---|---|---:|---:|---:|---:|\n"
+          f"| {m0:.1f} min | {m1:.1f} min | day {d0:.0f} to {d1:.0f} | {e1 - e0:,.0f} | {r0:.1f} | {r1:.1f} "
+          f"| {100 * (r1 - r0) / r0:+.1f}% |")
     return 0
+
+
+def _churn_ready(port: int, warmup: int) -> bool:
+    """Has the churn model learned ``warmup`` examples of each label (read off /metrics)?"""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        text = response.read().decode()
+    learned = {label: 0.0 for label in ("churned", "stayed")}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "channelflow_churn_examples_total" and sample.labels.get("label") in learned:
+                learned[sample.labels["label"]] += sample.value
+    return min(learned.values()) >= warmup
 
 
 if __name__ == "__main__":

@@ -252,7 +252,7 @@ class PromotionGate:
         rec = self._recipients.get(item.customer_key)
         if rec is None:
             return
-        rec.open = [promo for promo in rec.open if promo.closes_at >= now]
+        _close_expired(rec, now)
         found = attribute(rec.open, item.purchase)
         if found is not None:
             promo, via = found
@@ -329,6 +329,7 @@ class PromotionGate:
             return outputs
         self.policy.commit(winner, now, rec.history)
         code = coupon_code(winner.promotion_id)
+        _close_expired(rec, now)  # else a customer who never buys again keeps every promotion ever sent
         rec.open.append(OpenPromotion(winner.promotion_id, rule.name, code, decision.holdout, now,
                                       now + self.settings.policy.attribution_window_ms, expires_at))
         outputs.append(Output(TOPIC, key, {
@@ -410,3 +411,8 @@ class PromotionGate:
         if reason == "outranked" and winner is not None:
             return f"{winner.rule} went to the customer at the same moment (priority order)"
         return reason
+
+
+def _close_expired(rec: Recipient, now: int) -> None:
+    """Forget ``rec``'s promotions that nothing at or after ``now`` can convert any more."""
+    rec.open = [promo for promo in rec.open if promo.closes_at >= now]

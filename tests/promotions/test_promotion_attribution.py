@@ -94,3 +94,19 @@ def test_in_the_domain_a_till_coupon_converts_its_promotion_once_and_holdout_con
     assert [r["holdout"] for r in control.records] == [True]
     assert control.conversions.conversions == {("tier", "holdout"): 1}
     assert control.conversions.revenue_millis == {("tier", "holdout"): 7_500}
+
+
+def test_a_customer_who_never_buys_keeps_only_the_promotions_that_can_still_convert() -> None:
+    # Promotions are forgotten once closed, also when no purchase comes to close them: state stays bounded.
+    h = Harness(settings({"churn": rule("churn", expiry="2d")}, attribution_window="3d"))
+    h.feed(activity(facts(), "p0", "profile_updated", NOON - 1, customer_id="c1"))
+    for i in range(40):
+        day = NOON + i * DAY
+        h.feed(ChurnScore("c1", day, 0.9, f"s{i}"), ChurnScore("c1", day + HOUR, 0.1, f"t{i}"))
+    assert len(h.records) == 40
+    gate = h.domain().gate
+    assert gate is not None
+    open_ = gate._recipients["c1"].open
+    assert [p.sent_at for p in open_] == [NOON + i * DAY for i in range(36, 40)]  # closed 3 days after sending
+    h.feed(order(facts(orders=1), "o1", NOON + 39 * DAY + 2 * HOUR, total=10))
+    assert h.conversions.conversions == {("churn", "treated"): 1}  # the latest one converts, as before
