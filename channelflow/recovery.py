@@ -6,6 +6,11 @@ the other; a kill in between leaves a directory on which every run fails
 partitions in a scratch folder inside the directory and moves them into place,
 and on start repairs a half-created directory when no partition holds any
 snapshot yet (nothing can be lost), or stops with the command that fixes it.
+
+Snapshots are pickled domain objects, so a release that changes their layout
+cannot read an older directory's state correctly. The directory records the
+:data:`STATE_FORMAT` it was written with; a run refuses state of another
+format (and says how to start afresh) rather than resume from garbled state.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from bytewax.recovery import init_db_dir
 log = logging.getLogger("channelflow")
 
 _PART = "part-*.sqlite3"
+#: The layout of the pickled state. Bump it when a snapshotted class changes incompatibly
+#: (2: the churn snapshots' 16th feature, the profile's line count, the windowed churn model).
+STATE_FORMAT = 2
+#: The file in a recovery directory that records its state format (absent: format 1).
+FORMAT_FILE = "channelflow-state-format"
 
 
 class RecoveryDirError(RuntimeError):
@@ -56,9 +66,11 @@ def prepare_recovery_dir(db_dir: Path, partitions: int) -> None:
             expected = counts.pop() if len(counts) == 1 else None
             names = {p.name for p in parts}
             complete = expected is not None and names == {f"part-{i}.sqlite3" for i in range(expected)}
+            held = any(held for _, held in infos)
             if complete:
+                _check_format(db_dir, held)
                 return
-            if any(held for _, held in infos):
+            if held:
                 raise RecoveryDirError(
                     f"recovery directory {db_dir} is incomplete ({len(parts)} partition files, "
                     f"expected {expected if expected is not None else 'a consistent count'}) and holds state; "
@@ -74,4 +86,24 @@ def prepare_recovery_dir(db_dir: Path, partitions: int) -> None:
         for i in range(partitions):  # the last rename completes the set; until then a restart repairs it
             (scratch / f"part-{i}.sqlite3").rename(db_dir / f"part-{i}.sqlite3")
         scratch.rmdir()
+        (db_dir / FORMAT_FILE).write_text(f"{STATE_FORMAT}\n")
         log.info("created %d recovery partitions in %s", partitions, db_dir)
+
+
+def _check_format(db_dir: Path, held: bool) -> None:
+    """Refuse state of another format; a directory without state just takes this one."""
+    path = db_dir / FORMAT_FILE
+    try:
+        found = int(path.read_text().strip())
+    except FileNotFoundError:
+        found = 1
+    except ValueError:
+        found = -1
+    if found == STATE_FORMAT:
+        return
+    if held:
+        raise RecoveryDirError(
+            f"recovery directory {db_dir} holds state of format {found} ({path}); this version reads format "
+            f"{STATE_FORMAT}. Start afresh (the flow replays its inputs from the start) with: rm -r {db_dir}"
+        )
+    path.write_text(f"{STATE_FORMAT}\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from channelflow.recovery import RecoveryDirError, prepare_recovery_dir
+from channelflow.recovery import FORMAT_FILE, STATE_FORMAT, RecoveryDirError, prepare_recovery_dir
 from channelflow.summary import run_summary
 
 
@@ -41,6 +41,26 @@ def test_a_half_created_directory_with_state_is_reported_with_its_fix(tmp_path: 
     with pytest.raises(RecoveryDirError, match=f"rm -r {db_dir}"):
         prepare_recovery_dir(db_dir, 2)
     assert _parts(db_dir) == ["part-0.sqlite3"]  # nothing deleted
+
+
+def test_state_of_another_format_is_refused_with_its_fix(tmp_path: Path) -> None:
+    db_dir = tmp_path / "rec"
+    prepare_recovery_dir(db_dir, 2)
+    assert (db_dir / FORMAT_FILE).read_text().strip() == str(STATE_FORMAT)
+    with sqlite3.connect(db_dir / "part-0.sqlite3") as db:
+        db.execute("INSERT INTO commits (part_index, commit_epoch) VALUES (0, 7)")
+    prepare_recovery_dir(db_dir, 2)  # its own format: resumed
+    (db_dir / FORMAT_FILE).unlink()  # as written by a release before the format was recorded
+    with pytest.raises(RecoveryDirError, match=f"format 1 .*rm -r {db_dir}"):
+        prepare_recovery_dir(db_dir, 2)
+
+
+def test_a_directory_without_state_takes_this_format(tmp_path: Path) -> None:
+    db_dir = tmp_path / "rec"
+    prepare_recovery_dir(db_dir, 2)
+    (db_dir / FORMAT_FILE).write_text("1\n")
+    prepare_recovery_dir(db_dir, 2)  # nothing to misread
+    assert (db_dir / FORMAT_FILE).read_text().strip() == str(STATE_FORMAT)
 
 
 def test_the_end_of_run_summary_reads_the_flow_metrics() -> None:
