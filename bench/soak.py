@@ -16,7 +16,15 @@ sets it by wall clock instead. It also reports when the churn model passed its
 own warm-up (``churn.warmup`` examples of each label), after which the scores
 come from the model rather than the recency prior.
 
-Usage: ``python bench/soak.py --minutes 30 --rate 150 --customers 2000``.
+``--state`` is the fast diagnosis: no broker and no Bytewax, the same simulated
+log (same seed and population) through the flow's domain stages in-process
+(:class:`flows.local.LocalFlow`, de-duplicated as the sequencer does), printing
+every ``--state-days`` of event time each stage's pickled state (what a recovery
+snapshot stores) and the Python heap the stages hold (tracemalloc), for
+``--minutes`` of the live run's event count at ``--rate``.
+
+Usage: ``python bench/soak.py --minutes 30 --rate 150 --customers 2000`` (add
+``--state`` for the in-process measure).
 """
 
 from __future__ import annotations
@@ -94,7 +102,11 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--state", action="store_true", help="in-process state and heap by event time instead")
+    parser.add_argument("--state-days", type=float, default=10.0, help="with --state: days between measures")
     args = parser.parse_args()
+    if args.state:
+        return state_growth(int(args.minutes * 60 * args.rate), args.customers, args.seed, args.state_days)
 
     config = load_config()
     horizons = state_horizons(config, load_promotions())
@@ -118,9 +130,8 @@ def main() -> int:
         topics = [f"--topic={k}={config.kafka.topics[k]}" for k in INPUT_TOPIC_KEYS]
         flow = subprocess.Popen([python, "-m", "channelflow.cli", "run"], env=env, cwd=ROOT)
         simulator = subprocess.Popen(
-            [python, "-m", "channelflow.cli", "simulate", "--brokers", broker.bootstrap, "--days", "0",
-             "--customers", str(args.customers), "--seed", str(args.seed), "--mean-lifetime-days", "1000000",
-             "--rate", str(args.rate), *topics],
+            [python, "-m", "channelflow.cli", "simulate", "--brokers", broker.bootstrap,
+             *simulator_args(args.customers, args.seed), "--rate", str(args.rate), *topics],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         started = time.monotonic()
@@ -174,6 +185,60 @@ def main() -> int:
           f"|---|---|---|---:|---:|---:|---:|\n"
           f"| {m0:.1f} min | {m1:.1f} min | day {d0:.0f} to {d1:.0f} | {e1 - e0:,.0f} | {r0:.1f} | {r1:.1f} "
           f"| {100 * (r1 - r0) / r0:+.1f}% |")
+    return 0
+
+
+def simulator_args(customers: int, seed: int) -> list[str]:
+    """The simulator's options: the soak's fixed population, streaming until stopped."""
+    return ["--days", "0", "--customers", str(customers), "--seed", str(seed), "--mean-lifetime-days", "1000000"]
+
+
+def state_growth(n_events: int, customers: int, seed: int, every_days: float) -> int:
+    """The soak's log through the domain stages in-process; pickled state per stage and heap by event time.
+
+    The simulator runs in its own process (``--output -``), so the heap measured is the stages'.
+    """
+    import gc
+    import pickle
+    import tracemalloc
+
+    import orjson
+
+    from flows.local import LocalFlow
+    from flows.main import domain_specs
+    from operators.contract.events import event_of
+    from operators.time.dedupe import Deduplicator
+
+    tracemalloc.start()
+    config = load_config()
+    lateness = config.time.allowed_lateness_ms
+    flow = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
+    seen = Deduplicator(config.time.dedupe_horizon_ms)
+    print(f"| events | event time (d) | Python heap (MB) | {' | '.join(flow.shards)} (pickled KB) |")
+    print(f"|---:|---:|---:|{'---:|' * len(flow.shards)}")
+    latest = next_at = DEFAULT_START_MS
+    command = [sys.executable, "-m", "channelflow.cli", "simulate", *simulator_args(customers, seed),
+               "--max-events", str(n_events), "--output", "-"]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE) as simulator:
+        assert simulator.stdout is not None
+        for n, line in enumerate(simulator.stdout, 1):
+            event = event_of(orjson.loads(line))
+            latest = max(latest, event.ts)
+            if not seen.is_duplicate(event.event_id, latest):
+                flow.push(event)
+            if n % 1_000 and n != n_events:
+                continue
+            seen.expire(latest - lateness)
+            flow.advance(latest - lateness)
+            flow.outputs.clear()
+            if latest >= next_at or n == n_events:
+                next_at += int(every_days * DAY_MS)
+                gc.collect()
+                heap = tracemalloc.get_traced_memory()[0] / 2**20
+                sizes = [sum(len(pickle.dumps(shard, pickle.HIGHEST_PROTOCOL)) for shard in shards) / 1024
+                         for shards in flow.shards.values()]
+                print(f"| {n:,} | {(latest - DEFAULT_START_MS) / DAY_MS:.0f} | {heap:.1f} | "
+                      f"{' | '.join(f'{kb:,.0f}' for kb in sizes)} |", flush=True)
     return 0
 
 
