@@ -9,8 +9,9 @@ the run.
 
 The warm-up ends when the flow's event time has passed the longest horizon of
 event time that bounds its state (:func:`state_horizons`; with the shipped
-config the churn snapshots waiting for their labels: ``churn.horizon`` plus
-``churn.learn_every`` ticks): before that, state grows by design. The script
+config the labelled examples in the churn model's window, which fills for
+``churn.window`` after the first snapshots are labelled, ``churn.horizon`` plus
+``churn.learn_every`` ticks in): before that, state grows by design. The script
 prints every horizon and the sample the warm-up ended at; ``--warmup MINUTES``
 sets it by wall clock instead. It also reports when the churn model passed its
 own warm-up (``churn.warmup`` examples of each label), after which the scores
@@ -23,7 +24,7 @@ every ``--state-days`` of event time each stage's pickled state (what a recovery
 snapshot stores) and the Python heap the stages hold (tracemalloc), for
 ``--minutes`` of the live run's event count at ``--rate``.
 
-Usage: ``python bench/soak.py --minutes 30 --rate 150 --customers 2000`` (add
+Usage: ``python bench/soak.py --minutes 30 --rate 300 --customers 2000`` (add
 ``--state`` for the in-process measure).
 """
 
@@ -73,9 +74,9 @@ def state_horizons(config: Config, promotions: PromotionSettings) -> dict[str, i
     """
     churn, policy, rules = config.churn, promotions.policy, promotions.rules
     waitlists = [getattr(r.params, "waitlist_ttl_ms", 0) for r in rules if r.enabled]
-    return {
-        "churn snapshots waiting for their label (churn.horizon + churn.learn_every x churn.tick)":
-            churn.horizon_ms + churn.learn_every * churn.tick_ms,
+    labelled = churn.horizon_ms + churn.learn_every * churn.tick_ms  # every customer's first kept snapshot labelled
+    horizons = {
+        "churn snapshots waiting for their label (churn.horizon + churn.learn_every x churn.tick)": labelled,
         "anonymous devices (customers.device_ttl)": config.customers.device_ttl_ms,
         "published churn scores' republish age (churn.republish)": churn.republish_ms,
         "open promotions (longest expiry or policy.attribution_window)":
@@ -86,6 +87,9 @@ def state_horizons(config: Config, promotions: PromotionSettings) -> dict[str, i
         "pickup reservations (inventory.pickup_expiry)": config.inventory.pickup_expiry_ms,
         "seen event ids (time.dedupe_horizon)": config.time.dedupe_horizon_ms,
     }  # fmt: skip
+    if churn.model == "windowed_logistic":  # examples stay in its window for churn.window after their label
+        horizons["labelled examples in the churn model's window (the above + churn.window)"] = labelled + churn.window_ms
+    return horizons
 
 
 def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -98,7 +102,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=None,
                         help="minutes before the reference sample (default: until event time passes the longest "
                              "state horizon)")
-    parser.add_argument("--rate", type=float, default=150.0, help="events per wall-clock second")
+    parser.add_argument("--rate", type=float, default=300.0, help="events per wall-clock second")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=5)
