@@ -1,0 +1,172 @@
+"""Live latency: how long after its input event each output record reaches Kafka, at a steady rate.
+
+Starts the embedded broker and the flow (``channelflow run``, live, recovery
+on, as in production), then produces simulated events at ``--rate`` events per
+wall-clock second for ``--seconds``, each stamped with the wall-clock time at
+which it is produced: event time is wall time, as in a live deployment. A
+consumer reads every output topic meanwhile. A record's ``ts`` is the event
+time of what caused it (its input event, or the timer that came due), so its
+latency is the wall-clock time it arrived at the consumer minus its ``ts``.
+Records caused in the first ``--warmup`` seconds (start-up, partitions that
+have not spoken yet) are left out, and so are those caused in the last
+``allowed_lateness + idle_timeout`` (plus 5 s) of production: the end of the
+input, where the watermark waits for partitions to go idle, is not the steady
+state. Prints p50, p95, p99 and max per topic.
+
+Ordered stages hold an event until the watermark passes it, so their outputs
+wait about ``time.allowed_lateness``; the watermark is the latest event time
+less that lateness, so at a steady rate it moves with the wall clock.
+
+Usage: ``python bench/latency.py --rate 3000 --seconds 300 --warmup 60``
+(the issue asks for half of the maximum sustained rate: take that from
+``bench/bench.py`` in the same session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime, timezone
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
+
+from channelflow.broker import EmbeddedBroker, free_port  # noqa: E402
+from channelflow.config import INPUT_TOPIC_KEYS, load_config  # noqa: E402
+from channelflow.kafka_io import create_topics, event_record  # noqa: E402
+from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate  # noqa: E402
+
+OUTPUTS = ("inventory_updates", "customer_scores", "promotions", "alerts")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def _ready(port: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the flow did not become ready")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=3000.0, help="events per wall-clock second")
+    parser.add_argument("--seconds", type=float, default=300.0, help="how long to produce")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds of records left out at the start")
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+
+    config = load_config()
+    names = config.kafka.topics
+    outputs = {names[k]: k for k in OUTPUTS}
+    lateness_s = config.time.allowed_lateness_ms / 1000
+    tail_s = lateness_s + config.time.idle_timeout_ms / 1000 + 5
+    if args.seconds <= args.warmup + tail_s:
+        parser.error(f"--seconds must be more than --warmup + {tail_s:g} (allowed_lateness + idle_timeout + 5 s)")
+    arrivals: list[tuple[str, int, int]] = []  # (topic, arrived at ms, record ts ms)
+    stop = threading.Event()
+
+    def consume(brokers: str) -> None:
+        consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"latency-{os.getpid()}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+        consumer.subscribe(list(outputs))
+        try:
+            while not stop.is_set():
+                for message in consumer.consume(500, timeout=0.2):
+                    now = time.time_ns() // 1_000_000
+                    value, topic = message.value(), message.topic()
+                    if message.error() or value is None or topic is None:
+                        continue
+                    ts = orjson.loads(value).get("ts")
+                    if isinstance(ts, str):
+                        arrivals.append((topic, now, _ms(ts)))
+        finally:
+            consumer.close()
+
+    port = free_port()
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="channelflow-latency-") as state:
+        create_topics(broker.bootstrap, names.values(), config.kafka.topic_partitions)
+        env = dict(os.environ, CHANNELFLOW_KAFKA__BROKERS=broker.bootstrap, CHANNELFLOW_METRICS__PORT=str(port),
+                   CHANNELFLOW_FLOW__RECOVERY_DIR=str(Path(state) / "recovery"))  # fmt: skip
+        flow = subprocess.Popen([sys.executable, "-m", "channelflow.cli", "run"], env=env, cwd=ROOT)
+        reader = threading.Thread(target=consume, args=(broker.bootstrap,), daemon=True)
+        try:
+            _ready(port)
+            reader.start()
+            topic_names = {k: names[k] for k in INPUT_TOPIC_KEYS}
+            producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1})
+            settings = SimulationSettings(seed=args.seed, customers=args.customers, days=None, anomalies=False)
+            events = simulate(settings, DEFAULT_LOCATIONS)
+            started = time.monotonic()
+            total = int(args.rate * args.seconds)
+            first_ms = time.time_ns() // 1_000_000
+            for count, event in enumerate(islice(events, total)):
+                ahead = count / args.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+                event = dict(event, ts=_iso(time.time_ns() // 1_000_000))
+                topic, key, value = event_record(event, topic_names)
+                producer.produce(topic, value, key)
+                producer.poll(0)
+            producer.flush(30)
+            del producer  # closed before the broker stops
+            produced_s = time.monotonic() - started
+            # The last events are applied once the watermark passes them: lateness, then the idle timeout.
+            time.sleep(tail_s)
+        finally:
+            stop.set()
+            if reader.is_alive():
+                reader.join(10)
+            flow.send_signal(signal.SIGTERM)
+            try:
+                flow.wait(60)
+            except subprocess.TimeoutExpired:
+                flow.kill()
+    print(f"{total:,} events at {total / produced_s:,.0f} events/s for {produced_s:.0f} s; records caused from "
+          f"{args.warmup:.0f} s to {args.seconds - tail_s:.0f} s; time.allowed_lateness = {lateness_s:g} s, "
+          f"time.idle_timeout = {config.time.idle_timeout_ms / 1000:g} s\n")
+    print("| output topic | records | p50 (s) | p95 (s) | p99 (s) | max (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    start, end = first_ms + int(args.warmup * 1000), first_ms + int((args.seconds - tail_s) * 1000)
+    for topic_name, topic_key in outputs.items():
+        latencies = [(arrived - ts) / 1000 for t, arrived, ts in arrivals if t == topic_name and start <= ts < end]
+        if not latencies:
+            print(f"| {topic_key} | 0 | | | | |")
+            continue
+        p50, p95, p99 = (percentile(latencies, q) for q in (0.5, 0.95, 0.99))
+        print(f"| {topic_key} | {len(latencies):,} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {max(latencies):.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
