@@ -50,10 +50,12 @@ from channelflow.broker import EmbeddedBroker, free_port  # noqa: E402
 from channelflow.config import INPUT_TOPIC_KEYS, Config, load_config, load_promotions  # noqa: E402
 from channelflow.demo import scrape  # noqa: E402
 from channelflow.kafka_io import create_topics  # noqa: E402
-from channelflow.simulator import DEFAULT_START_MS  # noqa: E402
 from operators.promotions.rules import PromotionSettings  # noqa: E402
 
 DAY_MS = 86_400_000
+#: Where the simulated log starts (a Monday, as the simulator's default): far enough in the past that a
+#: long soak never simulates past the wall clock (events beyond ingest.max_future are dead letters).
+START_MS = 1_578_268_800_000  # 2020-01-06T00:00:00Z
 
 
 def rss_mb(pid: int) -> float:
@@ -120,7 +122,7 @@ def main() -> int:
         print(f"  {ms / DAY_MS:8.2f} d  {name}")
     if args.warmup is None:
         print(f"warm-up: until event time has passed {horizons[longest] / DAY_MS:.1f} d ({longest})\n", flush=True)
-    warm_at_s = (DEFAULT_START_MS + horizons[longest]) / 1000  # the simulator starts at DEFAULT_START_MS
+    warm_at_s = (START_MS + horizons[longest]) / 1000
     python = sys.executable
     port = free_port()
     # (minutes, events, event-time days since the start, RSS MB)
@@ -152,7 +154,7 @@ def main() -> int:
                     continue
                 events = metrics.get("channelflow_events_total", 0.0)
                 watermark = metrics.get("watermark", 0.0)
-                days = max(0.0, watermark * 1000 - DEFAULT_START_MS) / DAY_MS
+                days = max(0.0, watermark * 1000 - START_MS) / DAY_MS
                 samples.append((elapsed / 60, events, days, rss_mb(flow.pid)))
                 learned = metrics.get("channelflow_churn_examples_total", 0.0)
                 if model_ready is None and _churn_ready(port, config.churn.warmup):
@@ -194,7 +196,8 @@ def main() -> int:
 
 def simulator_args(customers: int, seed: int) -> list[str]:
     """The simulator's options: the soak's fixed population, streaming until stopped."""
-    return ["--days", "0", "--customers", str(customers), "--seed", str(seed), "--mean-lifetime-days", "1000000"]
+    return ["--days", "0", "--customers", str(customers), "--seed", str(seed), "--mean-lifetime-days", "1000000",
+            "--start", str(START_MS)]
 
 
 def state_growth(n_events: int, customers: int, seed: int, every_days: float) -> int:
@@ -220,7 +223,7 @@ def state_growth(n_events: int, customers: int, seed: int, every_days: float) ->
     seen = Deduplicator(config.time.dedupe_horizon_ms)
     print(f"| events | event time (d) | Python heap (MB) | {' | '.join(flow.shards)} (pickled KB) |")
     print(f"|---:|---:|---:|{'---:|' * len(flow.shards)}")
-    latest = next_at = DEFAULT_START_MS
+    latest = next_at = START_MS
     command = [sys.executable, "-m", "channelflow.cli", "simulate", *simulator_args(customers, seed),
                "--max-events", str(n_events), "--output", "-"]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE) as simulator:
@@ -241,7 +244,7 @@ def state_growth(n_events: int, customers: int, seed: int, every_days: float) ->
                 heap = tracemalloc.get_traced_memory()[0] / 2**20
                 sizes = [sum(len(pickle.dumps(shard, pickle.HIGHEST_PROTOCOL)) for shard in shards) / 1024
                          for shards in flow.shards.values()]
-                print(f"| {n:,} | {(latest - DEFAULT_START_MS) / DAY_MS:.0f} | {heap:.1f} | "
+                print(f"| {n:,} | {(latest - START_MS) / DAY_MS:.0f} | {heap:.1f} | "
                       f"{' | '.join(f'{kb:,.0f}' for kb in sizes)} |", flush=True)
     return 0
 
