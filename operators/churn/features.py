@@ -90,6 +90,7 @@ def feature_values(profile: CustomerProfile, now: int, horizon_days: float) -> l
     tenure = max(0, now - profile.first_purchase) / DAY_MS
     span = (profile.last_purchase - profile.first_purchase) / DAY_MS + horizon_days
     revenue = profile.revenue_millis
+    net = revenue - profile.refunds_millis  # the profile's lifetime value, without summing the channels again
     online = orders - profile.orders_by_channel.get("store", 0)
     seen = profile.last_seen if profile.last_seen is not None else profile.last_purchase
     purchases = profile.purchase_times
@@ -97,7 +98,7 @@ def feature_values(profile: CustomerProfile, now: int, horizon_days: float) -> l
         math.log1p(recency),
         math.log1p(orders),
         math.log1p(max(0, revenue) / orders / 1000),
-        math.log1p(max(0, profile.lifetime_value_millis) / 1000),
+        math.log1p(max(0, net) / 1000),
         math.log1p(tenure),
         math.log1p(recency * orders / span),
         orders * math.log1p(recency / span),

@@ -144,13 +144,19 @@ class ChurnScores:
         else:
             risks = [self.model.prior.proba_log(r) for r in X[:, FEATURES.index(RECENCY)].tolist()]
         out: list[Output | Signal] = []
+        stamp = self._stamp(ts, learned)  # the same for every customer of the tick
         for i, key in enumerate(batch.keys):
             rfm = {"recency_days": batch.recency_days[i], "frequency": batch.frequency[i], "monetary": batch.monetary[i]}
-            self._publish(out, key, risks[i], learned, ts, f"{order}:{key}", rfm, batch.tiers[i], batch.causes[i])
+            self._publish(out, key, risks[i], learned, ts, f"{order}:{key}", rfm, batch.tiers[i], batch.causes[i], stamp)
         return out
 
+    def _stamp(self, ts: int, learned: bool) -> tuple[str, str, str]:
+        """The record fields that depend only on the time and the model: model, model_version, ts."""
+        return (self.model.kind if learned else PRIOR), self.model.version, iso_ms(ts)
+
     def _publish(self, out: list[Output | Signal], key: str, p: float, learned: bool, ts: int, order: str,
-                 rfm: dict[str, float | int], tier: str, cause: str) -> None:  # fmt: skip
+                 rfm: dict[str, float | int], tier: str, cause: str,
+                 stamp: tuple[str, str, str] | None = None) -> None:  # fmt: skip
         settings = self.settings
         risk = round(p, 4)
         segment = self.segment(risk)
@@ -166,15 +172,16 @@ class ChurnScores:
         ):
             return
         self.published[key] = (risk, segment, learned, ts)
+        model, version, iso_ts = stamp or self._stamp(ts, learned)
         record = {
             "customer_id": key,
             "churn_risk": risk,
             "segment": segment,
             **rfm,
             "tier": tier,
-            "model": self.model.kind if learned else PRIOR,
-            "model_version": self.model.version,
-            "ts": iso_ms(ts),
+            "model": model,
+            "model_version": version,
+            "ts": iso_ts,
             "cause_event_id": cause,
         }
         out.append(Output(TOPIC, key, record, ts))
