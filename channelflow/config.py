@@ -12,6 +12,7 @@ when it parses as one (``8``, ``true``, ``["a", "b"]``), else as a string.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -48,6 +49,7 @@ from operators.settings import (
     parse_duration,
     parse_hhmm,
     parse_int,
+    parse_number,
     parse_one_of,
     parse_positive_duration,
     parse_str,
@@ -167,10 +169,7 @@ def _customers(raw: dict[str, Any]) -> CustomersConfig:
     return CustomersConfig(values["device_ttl"], values["recent_views"], tuple(tiers))
 
 
-def _fraction(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise fail(key, "a number from 0 to 1", value)
-    return float(value)
+_FRACTION = parse_number(0.0, 1.0)
 
 
 def _churn(raw: dict[str, Any]) -> ChurnConfig:
@@ -181,9 +180,9 @@ def _churn(raw: dict[str, Any]) -> ChurnConfig:
             "horizon": parse_positive_duration,
             "tick": parse_positive_duration,
             "model": parse_one_of(*MODELS),
-            "score_change": _fraction,
-            "at_risk": _fraction,
-            "lapsing": _fraction,
+            "score_change": _FRACTION,
+            "at_risk": _FRACTION,
+            "lapsing": _FRACTION,
             "learn_every": parse_int(1, 52),
             "warmup": parse_int(0, 1_000_000),
             "republish": parse_positive_duration,
@@ -198,16 +197,9 @@ def _churn(raw: dict[str, Any]) -> ChurnConfig:
     )  # fmt: skip
 
 
-def _number(minimum: float, maximum: float | None = None) -> Callable[[str, Any], float]:
-    def parse(key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(key, "a number", value)
-        if not minimum < value or (maximum is not None and value > maximum):
-            bounds = f"> {minimum}" if maximum is None else f"> {minimum} and <= {maximum}"
-            raise fail(key, f"a number {bounds}", value)
-        return float(value)
-
-    return parse
+def _number(minimum: float, maximum: float = math.inf) -> Callable[[str, Any], float]:
+    """A number above ``minimum``, at most ``maximum``."""
+    return parse_number(minimum, maximum, exclusive_min=True)
 
 
 def _measures(key: str, value: Any) -> tuple[str, ...]:

@@ -139,15 +139,26 @@ def check_sections(doc: Mapping[str, Any], sections: tuple[str, ...]) -> None:
             raise ConfigError(f"{name}: missing section")
 
 
-def parse_number(minimum: float, maximum: float, *, exclusive_min: bool = False) -> Callable[[str, Any], float]:
-    """A parser of a finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` if ``exclusive_min``)."""
+def parse_number(
+    minimum: float, maximum: float = math.inf, *, exclusive_min: bool = False
+) -> Callable[[str, Any], float]:
+    """A parser of a finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` if ``exclusive_min``).
+
+    >>> parse_number(0, 1)("churn.at_risk", 0.5)
+    0.5
+    >>> parse_number(0, exclusive_min=True)("anomaly.basket_z", 0)
+    Traceback (most recent call last):
+    ...
+    operators.settings.ConfigError: anomaly.basket_z: expected a number > 0, got 0
+    """
 
     def parse(key: str, value: Any) -> float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or value > maximum or value < minimum or (exclusive_min and value == minimum):
             low = f"> {minimum:g}" if exclusive_min else f">= {minimum:g}"
-            raise fail(key, f"a number {low} and <= {maximum:g}", value)
-        return value
+            high = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
+            raise fail(key, f"a number {low}{high}", value)
+        return float(value)
 
     return parse
 
