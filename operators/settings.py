@@ -158,7 +158,7 @@ def parse_number(
             low = f"> {minimum:g}" if exclusive_min else f">= {minimum:g}"
             high = f" and <= {maximum:g}" if math.isfinite(maximum) else ""
             raise fail(key, f"a number {low}{high}", value)
-        return float(value)
+        return value  # an int stays an int: an offer of 10 is published as 10, not 10.0
 
     return parse
 
