@@ -126,7 +126,7 @@ def build_flow(
         inputs = [stages[name][0] for name in inputs_of[spec.name]]
         stage_in = inputs[0] if len(inputs) == 1 else op.merge(f"{spec.name}_in", *inputs)
         route = steps.Route(spec.name, stage_shards, spec.routes, frozenset(spec.reads))
-        routed = op.flat_map(f"route_{spec.name}", stage_in, route)
+        routed = op.flat_map_batch(f"route_{spec.name}", stage_in, route)
         run = steps.RunDomain(
             spec.make,
             upstreams=sum(stages[name][1] for name in inputs_of[spec.name]),
@@ -141,12 +141,14 @@ def build_flow(
             split_results = op.branch(f"{spec.name}_split", results, steps.is_keyed_output)
             stages[spec.name] = (split_results.falses, stage_shards)
             results = split_results.trues
-        domain_outputs = op.map(f"{spec.name}_out", results, steps.unkey)
+        domain_outputs = op.flat_map_batch(f"{spec.name}_out", results, steps.unkey)
         if spec.observe_output is not None:
             domain_outputs = op.inspect(f"{spec.name}_metrics", domain_outputs, _ignore_step(spec.observe_output))
         outputs.append(domain_outputs)
     merged = op.merge("outputs", *outputs)
-    messages = op.map("serialize", merged, steps.to_kafka(kafka.topics, config.ingest.max_output_bytes))
+    messages = op.flat_map_batch(
+        "serialize", merged, steps.each(steps.to_kafka(kafka.topics, config.ingest.max_output_bytes))
+    )
     # Not kop.output: Bytewax's KafkaSink stops the flow on a message the producer refuses and
     # loses those the broker refuses without a word (flows/kafka_sink.py).
     sink = DeadLetteringKafkaSink(

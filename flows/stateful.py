@@ -3,10 +3,11 @@
 Bytewax's ``stateful_flat_map`` deep-copies every touched key's state at every
 epoch, with recovery on or off. Here a shard's snapshot is its pickled bytes
 when recovery is on (what Bytewax would store anyway, without the deep copy)
-and nothing when it is off. :func:`keyed_stage` keeps the step id that
-``stateful_flat_map`` gave (``<step>.stateful.stateful_batch``), so recovery
-state written by earlier versions is found, and its builders accept both
-snapshot forms.
+and nothing when it is off. The logic takes a whole batch of a key's values
+per call (``StatefulBatchLogic``), not one call per value. :func:`keyed_stage`
+keeps the step id that ``stateful_flat_map`` gave
+(``<step>.stateful.stateful_batch``), so recovery state written by earlier
+versions is found, and its builders accept both snapshot forms.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream, StatefulLogic
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 V = TypeVar("V")
 W = TypeVar("W")
@@ -25,10 +26,18 @@ W = TypeVar("W")
 
 @operator
 def keyed_stage(
-    step_id: str, up: KeyedStream[V], builder: Callable[[Any], StatefulLogic[V, W, Any]]
+    step_id: str, up: KeyedStream[V], builder: Callable[[Any], StatefulBatchLogic[V, W, Any]]
 ) -> KeyedStream[W]:
     """A stateful step (see the module docstring for why not ``stateful_flat_map``)."""
-    return op.stateful("stateful", up, builder)
+    return stateful("stateful", up, builder)
+
+
+@operator
+def stateful(
+    step_id: str, up: KeyedStream[V], builder: Callable[[Any], StatefulBatchLogic[V, W, Any]]
+) -> KeyedStream[W]:
+    """Bytewax's ``stateful_batch`` one level down, under the step id ``op.stateful`` gave it."""
+    return op.stateful_batch("stateful_batch", up, builder)
 
 
 def freeze(state: object, snapshots: bool) -> bytes | None:

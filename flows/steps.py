@@ -1,7 +1,9 @@
 """The functions each Bytewax step runs: thin adapters from the flow to ``operators``.
 
 Keyed values are ``(shard, item)`` pairs: Bytewax gives a stateful step its
-value but not its key, and a shard needs to know its own number.
+value but not its key, and a shard needs to know its own number. Steps on the
+per-event path take a whole batch per call (``flat_map_batch``,
+``StatefulBatchLogic``): one Python call per batch instead of one per item.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, TypeGuard
 
 import orjson
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
-from bytewax.operators import StatefulLogic
+from bytewax.operators import StatefulBatchLogic
 
 from flows import metrics
 from flows.health import HEALTH
@@ -175,7 +177,10 @@ class Sequence:
         )
 
 
-class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem, "bytes | None"]):
+RETAIN = StatefulBatchLogic.RETAIN
+
+
+class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], SequencedItem, "bytes | None"]):
     """One sequence shard's Bytewax logic (see :class:`Sequence`)."""
 
     def __init__(self, step: Sequence, state: Sequencer | None) -> None:
@@ -183,34 +188,38 @@ class SequenceLogic(StatefulLogic[tuple[int, "Arrival | Marker"], SequencedItem,
         self.state = state
         self.tick_ms = max(100, min(step.idle_timeout_ms // 4, 1_000))
 
-    def on_item(self, value: tuple[int, Arrival | Marker]) -> tuple[list[SequencedItem], bool]:
-        shard, item = value
-        state = self.state
-        if state is None:
-            state = self.state = self.step.new_shard(shard)
-        if isinstance(item, Marker):
-            return self._emit(state.advance(item)), StatefulLogic.RETAIN
-        event = item.event
-        admission = state.admit(event, item.source, item.high)
-        if admission.late:
-            metrics.LATE_EVENTS.labels(event.topic).inc()
-        if admission.duplicate:
-            metrics.DUPLICATES.labels(event.topic).inc()
-            return [], StatefulLogic.RETAIN
-        count_kpi(event, self.step.stores)
-        return [event], StatefulLogic.RETAIN
+    def on_batch(self, values: list[tuple[int, Arrival | Marker]]) -> tuple[list[SequencedItem], bool]:
+        out: list[SequencedItem] = []
+        stores = self.step.stores
+        for shard, item in values:
+            state = self.state
+            if state is None:
+                state = self.state = self.step.new_shard(shard)
+            if isinstance(item, Marker):
+                out.extend(self._emit(state.advance(item)))
+                continue
+            event = item.event
+            admission = state.admit(event, item.source, item.high)
+            if admission.late:
+                metrics.LATE_EVENTS.labels(event.topic).inc()
+            if admission.duplicate:
+                metrics.DUPLICATES.labels(event.topic).inc()
+                continue
+            count_kpi(event, stores)
+            out.append(event)
+        return out, RETAIN
 
     def on_notify(self) -> tuple[list[SequencedItem], bool]:
         if self.state is None:
-            return [], StatefulLogic.RETAIN
-        return self._emit(self.state.tick(_now_ms())), StatefulLogic.RETAIN
+            return [], RETAIN
+        return self._emit(self.state.tick(_now_ms())), RETAIN
 
     def on_eof(self) -> tuple[list[SequencedItem], bool]:
         # A stop signal also ends the input (flows.kafka_source): then the watermark stays where
         # the log got to, so a restart resumes exactly.
         if self.state is None or STOP.is_set():
-            return [], StatefulLogic.RETAIN
-        return self._emit(self.state.finish()), StatefulLogic.RETAIN
+            return [], RETAIN
+        return self._emit(self.state.finish()), RETAIN
 
     def notify_at(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(milliseconds=self.tick_ms)
@@ -261,7 +270,7 @@ def _kpi_counters(kind: str, channel: str, store: str) -> tuple[Any, Any]:
 
 @dataclass(frozen=True)
 class Route:
-    """``flat_map`` step: send events and signals of the streams this stage
+    """``flat_map_batch`` step: send events and signals of the streams this stage
     ``reads`` to their domain shards, progress to every shard."""
 
     stage: str
@@ -274,14 +283,16 @@ class Route:
         """The Bytewax key of each shard of the stage (built once, not per item)."""
         return tuple(shard_key(self.stage, k) for k in range(self.shards))
 
-    def __call__(self, keyed: tuple[str, StageItem]) -> list[Keyed]:
-        _, item = keyed
-        keys = self.keys
-        if isinstance(item, Progress):
-            return [(keys[k], (k, item)) for k in range(self.shards)]
-        if isinstance(item, Signal) and item.stream not in self.reads:
-            return []
-        return [(keys[k], (k, item)) for k in self.routes(item, self.shards)]
+    def __call__(self, batch: list[tuple[str, StageItem]]) -> list[Keyed]:
+        keys, shards, routes, reads = self.keys, self.shards, self.routes, self.reads
+        out: list[Keyed] = []
+        for _, item in batch:
+            if isinstance(item, Progress):
+                out.extend([(keys[k], (k, item)) for k in range(shards)])
+            elif not isinstance(item, Signal) or item.stream in reads:
+                for k in routes(item, shards):
+                    out.append((keys[k], (k, item)))
+        return out
 
 
 def route_signal(signal: Signal, shards: int) -> list[int]:
@@ -310,46 +321,57 @@ class RunDomain:
     def __call__(self, resume: object) -> DomainLogic:
         return DomainLogic(self, thaw(resume))
 
-    def step(
-        self, state: DomainShard[Any] | None, value: tuple[int, StageItem]
-    ) -> tuple[DomainShard[Any], list[Output | Signal | Progress]]:
-        shard, item = value
-        if state is None:
-            state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
-        if isinstance(item, Progress):
+    def apply(
+        self, state: DomainShard[Any] | None, values: list[tuple[int, StageItem]]
+    ) -> tuple[DomainShard[Any] | None, list[Output | Signal | Progress]]:
+        """Apply a batch of one shard's items in order; its new state and its outputs."""
+        outputs: list[Any] = []
+        for shard, item in values:
+            if state is None:
+                state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
+            if not isinstance(item, Progress):
+                outputs.extend(state.on_event(item))
+                continue
             before = state.watermark
-            outputs = self._heard(state.on_progress(item))
+            outputs.extend(state.on_progress(item))
             # Most progress records do not move the minimum; act only when it moved.
             if state.watermark != before:
                 if self.observe_shard is not None:
                     self.observe_shard(shard, state.domain)
                 if self.stage is not None:
                     outputs.append(Progress(shard, state.watermark, self.stage))  # type: ignore[arg-type]
-            return state, outputs
-        return state, self._heard(state.on_event(item))
-
-    def _heard(self, items: list[Any]) -> list[Any]:
         listened = self.listened
-        return [item for item in items if not isinstance(item, Signal) or item.stream in listened]
+        return state, [item for item in outputs if not isinstance(item, Signal) or item.stream in listened]
 
 
-class DomainLogic(StatefulLogic[tuple[int, StageItem], "Output | Signal | Progress", "bytes | None"]):
+class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | Progress", "bytes | None"]):
     """One domain shard's Bytewax logic (see :class:`RunDomain`)."""
 
     def __init__(self, run: RunDomain, state: DomainShard[Any] | None) -> None:
         self.run = run
         self.state = state
 
-    def on_item(self, value: tuple[int, StageItem]) -> tuple[list[Output | Signal | Progress], bool]:
-        self.state, outputs = self.run.step(self.state, value)
-        return outputs, StatefulLogic.RETAIN
+    def on_batch(self, values: list[tuple[int, StageItem]]) -> tuple[list[Output | Signal | Progress], bool]:
+        self.state, outputs = self.run.apply(self.state, values)
+        return outputs, RETAIN
 
     def snapshot(self) -> bytes | None:
         return freeze(self.state, self.run.snapshots)
 
 
-def unkey(keyed: tuple[str, Any]) -> Any:
-    return keyed[1]
+def unkey(batch: list[tuple[str, Any]]) -> list[Any]:
+    """``flat_map_batch`` step: the values of keyed items."""
+    return [value for _, value in batch]
+
+
+def each(mapper: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """A ``flat_map_batch`` step that maps each item of a batch with ``mapper`` into a list
+    (``op.map`` hands Bytewax a generator per batch, slower to drain)."""
+
+    def mapped(batch: list[Any]) -> list[Any]:
+        return [mapper(item) for item in batch]
+
+    return mapped
 
 
 def to_kafka(

@@ -41,7 +41,7 @@ class Deduplicator:
 
     def expire(self, watermark: int) -> int:
         """Forget ids whose stamp plus horizon the watermark has passed; return how many."""
-        return sum(1 for _ in self._expiry.pop_due(watermark - 1))
+        return self._expiry.discard_due(watermark - 1)
 
     def __len__(self) -> int:
         return len(self._expiry)

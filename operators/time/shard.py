@@ -13,6 +13,7 @@ domain then sees the same sequence in every run, whatever the arrival order
 across workers: the price is a delay of one watermark step. A late item (the
 watermark already passed it) is applied at once.
 
+>>> from operators.time.stream_items import Output
 >>> class Echo:
 ...     def on_event(self, event, shard): shard.timers.schedule(event.event_id, event.ts + 10, None); return []
 ...     def on_timer(self, timer, shard): return [Output("alerts", timer.key, {"at": timer.deadline})]
@@ -32,7 +33,7 @@ watermark already passed it) is applied at once.
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_left
 from typing import Any, Generic, Protocol, TypeVar
 
 from operators.contract.events import Event
@@ -80,8 +81,11 @@ class DomainShard(Generic[D]):
         self.clock = UpstreamWatermark(upstreams)
         self.timers: TimerQueue[Any] = TimerQueue()
         self.ordered = ordered
-        # (ts, order, arrival number, item): the arrival number only separates copies of one
-        # event re-sent beyond the dedupe horizon, which share ts and order (and never compares items).
+        # (ts, order, arrival number, item), appended as they arrive and sorted when due: the
+        # arrival number only separates copies of one event re-sent beyond the dedupe horizon,
+        # which share ts and order (and never compares items). A list sorted at each watermark
+        # step rather than a heap: items arrive as runs in time order (one per partition and
+        # upstream shard), which the sort merges; measured cheaper than a push and a pop per item.
         self._held: list[tuple[int, str, int, Item]] = []
         self._arrivals = 0
 
@@ -102,9 +106,9 @@ class DomainShard(Generic[D]):
     def on_event(self, item: Item) -> list[Any]:
         """Apply an item (an ordered shard holds it until the watermark passes it);
         a timer set behind the watermark (by a late item) fires at once."""
-        if self.ordered and not self.is_late(item.ts):
+        if self.ordered and not self.clock.is_late(item.ts):
             self._arrivals += 1
-            heapq.heappush(self._held, (item.ts, _order(item), self._arrivals, item))
+            self._held.append((item.ts, _order(item), self._arrivals, item))
             return []
         outputs = self.domain.on_event(item, self)
         due = self.timers.next_deadline()
@@ -121,18 +125,33 @@ class DomainShard(Generic[D]):
         return outputs
 
     def _fire_due(self) -> list[Any]:
-        # Items and timers are due once the watermark has passed them (time < watermark).
+        # Items and timers are due once the watermark has passed them (time < watermark); an
+        # item goes before a timer due at the same time.
         watermark = self.clock.value
         assert watermark is not None
         limit = watermark - 1
         outputs: list[Any] = []
-        held, timers, domain = self._held, self.timers, self.domain
-        while True:
+        held, domain = self._held, self.domain
+        if held:
+            held.sort()
+            due = bisect_left(held, (watermark,))  # the items with ts <= limit
+            if due:
+                self._held = held[due:]
+                for ts, _, _, item in held[:due]:
+                    outputs.extend(self._fire_timers(ts - 1))
+                    outputs.extend(domain.on_event(item, self))
+        outputs.extend(self._fire_timers(limit))
+        return outputs
+
+    def _fire_timers(self, limit: int) -> list[Any]:
+        """Fire the timers due by ``limit`` in deadline order, and those they set that are due too."""
+        timers = self.timers
+        deadline = timers.next_deadline()
+        if deadline is None or deadline > limit:
+            return []
+        outputs: list[Any] = []
+        domain = self.domain
+        while deadline is not None and deadline <= limit:
+            outputs.extend(domain.on_timer(timers.pop_next(), self))
             deadline = timers.next_deadline()
-            if held and held[0][0] <= limit and (deadline is None or held[0][0] <= deadline):
-                outputs.extend(domain.on_event(heapq.heappop(held)[3], self))
-            elif deadline is not None and deadline <= limit:
-                timer = next(timers.pop_due(deadline))
-                outputs.extend(domain.on_timer(timer, self))
-            else:
-                return outputs
+        return outputs

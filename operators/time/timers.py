@@ -88,6 +88,29 @@ class TimerQueue(Generic[P]):
             _, _, payload = self._live.pop(key)
             yield Timer(key, deadline, payload)
 
+    def pop_next(self) -> Timer[P]:
+        """Remove and return the earliest pending timer (ties: by key); IndexError when none is pending."""
+        self._drop_stale_top()
+        deadline, key, _ = heapq.heappop(self._heap)
+        _, _, payload = self._live.pop(key)
+        return Timer(key, deadline, payload)
+
+    def discard_due(self, watermark: int) -> int:
+        """Remove the timers with deadline <= ``watermark`` without firing them; return how many.
+
+        What ``pop_due`` does, without building a :class:`Timer` per entry (for queues whose
+        timers only expire, such as the dedupe horizon's).
+        """
+        heap, live = self._heap, self._live
+        count = 0
+        while heap and heap[0][0] <= watermark:
+            _, key, seq = heapq.heappop(heap)
+            current = live.get(key)
+            if current is not None and current[1] == seq:  # not a stale entry of a rescheduled key
+                del live[key]
+                count += 1
+        return count
+
     def keys(self) -> list[str]:
         """Keys with a pending timer."""
         return list(self._live)

@@ -50,6 +50,36 @@ def test_timer_queue_matches_a_dict_model(ops: list[tuple[str, str, int]]) -> No
     assert sorted((t.deadline, t.key) for t in restored.pop_due(10**9)) == sorted((d, k) for k, d in model.items())
 
 
+timer_ops_with_discard = st.lists(
+    st.one_of(
+        st.tuples(st.just("schedule"), st.sampled_from("abcdefgh"), st.integers(0, 100)),
+        st.tuples(st.just("cancel"), st.sampled_from("abcdefgh"), st.just(0)),
+        st.tuples(st.sampled_from(["pop", "discard", "next"]), st.just(""), st.integers(0, 100)),
+    ),
+    max_size=60,
+)
+
+
+@given(timer_ops_with_discard)
+def test_discard_due_and_pop_next_act_as_pop_due(ops: list[tuple[str, str, int]]) -> None:
+    """Two queues fed the same operations: one only ever pops (the model), one discards and pops singly."""
+    model: TimerQueue[int] = TimerQueue()
+    timers: TimerQueue[int] = TimerQueue()
+    for op, key, value in ops:
+        if op == "schedule":
+            model.schedule(key, value, value)
+            timers.schedule(key, value, value)
+        elif op == "cancel":
+            assert timers.cancel(key) == model.cancel(key)
+        elif op == "discard":
+            assert timers.discard_due(value) == len(list(model.pop_due(value)))
+        elif op == "next" and len(model):
+            assert timers.pop_next() == next(model.pop_due(10**9))
+        else:
+            assert list(timers.pop_due(value)) == list(model.pop_due(value))
+        assert len(timers) == len(model) and timers.next_deadline() == model.next_deadline()
+
+
 def test_timers_scheduled_while_firing_fire_if_due() -> None:
     timers: TimerQueue[str] = TimerQueue()
     timers.schedule("a", 10, "first")
