@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
@@ -47,12 +47,9 @@ from channelflow.broker import EmbeddedBroker, free_port  # noqa: E402
 from channelflow.config import INPUT_TOPIC_KEYS, load_config  # noqa: E402
 from channelflow.kafka_io import create_topics, event_record  # noqa: E402
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate  # noqa: E402
+from operators.contract.dead_letter import iso_ms  # noqa: E402
 
 OUTPUTS = ("inventory_updates", "customer_scores", "promotions", "alerts")
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(iso: str) -> int:
@@ -134,7 +131,7 @@ def main() -> int:
                 ahead = count / args.rate - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
-                event = dict(event, ts=_iso(time.time_ns() // 1_000_000))
+                event = dict(event, ts=iso_ms(time.time_ns() // 1_000_000))
                 topic, key, value = event_record(event, topic_names)
                 producer.produce(topic, value, key)
                 producer.poll(0)

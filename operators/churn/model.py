@@ -43,7 +43,7 @@ import numpy as np
 from river import linear_model, preprocessing, tree
 
 from operators.churn.features import FEATURES
-from operators.churn.refit import WindowedLogisticRegression
+from operators.churn.refit import WindowedLogisticRegression, sigmoid
 from operators.time.units import DAY_MS
 
 MODELS = ("windowed_logistic", "logistic", "hoeffding_adaptive_tree")
@@ -198,8 +198,7 @@ class ChurnModel:
         stds = np.sqrt(np.array([scaler.vars.get(f, 0.0) for f in features]))
         scaled = np.divide(X - means, stds, out=np.zeros_like(X), where=stds > 0)
         weights = np.array([lr._weights.get(f, 0.0) for f in features])
-        logits = np.clip(scaled @ weights + lr.intercept, -30.0, 30.0)  # River's sigmoid saturates there
-        return 1.0 / (1.0 + np.exp(-logits))
+        return sigmoid(scaled @ weights + lr.intercept)
 
     def learn_one(self, x: dict[str, float], y: bool, ts: int = 0) -> None:
         """Score ``x`` for the progressive metrics, then learn label ``y`` (True = churned) at event time ``ts``."""

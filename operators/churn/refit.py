@@ -91,7 +91,7 @@ class WindowedLogisticRegression:
         """P(True) for each row of ``X`` (columns in ``features`` order)."""
         if self._pending and refit:
             self._refit()
-        return _sigmoid((X - self._means) / self._scales @ self._coef[1:] + self._coef[0])
+        return sigmoid((X - self._means) / self._scales @ self._coef[1:] + self._coef[0])
 
     def _settle(self) -> None:
         """Move pending examples into the window and drop those past its age or capacity."""
@@ -123,9 +123,9 @@ class WindowedLogisticRegression:
         ridge = self.l2 * n * np.eye(design.shape[1])
         ridge[0, 0] = 1e-9 * n  # the intercept is barely shrunk: only enough to stay finite
         coef = self._coef if np.all(np.isfinite(self._coef)) else np.zeros(design.shape[1])
-        loss = _penalised_loss(design, y, coef, ridge)
+        loss, z = _penalised_loss(design, y, coef, ridge)
         for _ in range(_MAX_STEPS):
-            p = _sigmoid(design @ coef)
+            p = sigmoid(z)
             gradient = design.T @ (p - y) + ridge @ coef
             hessian = (design * (p * (1 - p))[:, None]).T @ design + ridge
             step = np.linalg.solve(hessian, gradient)
@@ -133,13 +133,13 @@ class WindowedLogisticRegression:
             scale = 1.0
             while scale > 1e-4:
                 trial = coef - scale * step
-                trial_loss = _penalised_loss(design, y, trial, ridge)
+                trial_loss, trial_z = _penalised_loss(design, y, trial, ridge)
                 if trial_loss <= loss:
                     break
                 scale /= 2
             else:
                 break
-            coef, loss = trial, trial_loss
+            coef, loss, z = trial, trial_loss, trial_z
             if np.abs(scale * step).max() < _TOLERANCE:
                 break
         self._coef = coef
@@ -151,11 +151,15 @@ class WindowedLogisticRegression:
         self._coef_list: list[float] = self._coef.tolist()
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, saturated at |z| = 30 (as River's is)."""
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
 
 
-def _penalised_loss(design: np.ndarray, y: np.ndarray, coef: np.ndarray, ridge: np.ndarray) -> float:
+def _penalised_loss(
+    design: np.ndarray, y: np.ndarray, coef: np.ndarray, ridge: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """The penalised log loss at ``coef``, and the logits it computed (the next Newton step's)."""
     z = design @ coef
     # log(1 + e^z) - y z, computed stably
-    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * coef @ ridge @ coef)
+    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * coef @ ridge @ coef), z

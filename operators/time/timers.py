@@ -80,13 +80,8 @@ class TimerQueue(Generic[P]):
         Ties break on the key, so the order is the same in every run. Timers
         scheduled while iterating are seen if they are due too.
         """
-        while True:
-            self._drop_stale_top()
-            if not self._heap or self._heap[0][0] > watermark:
-                return
-            deadline, key, _ = heapq.heappop(self._heap)
-            _, _, payload = self._live.pop(key)
-            yield Timer(key, deadline, payload)
+        while (deadline := self.next_deadline()) is not None and deadline <= watermark:
+            yield self.pop_next()
 
     def pop_next(self) -> Timer[P]:
         """Remove and return the earliest pending timer (ties: by key); IndexError when none is pending."""
