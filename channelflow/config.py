@@ -274,10 +274,18 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     )  # fmt: skip
     check_sections(doc, sections)
     time = take(
-        parse_table("time", doc["time"]),
+        {"live_lateness": "250ms", **parse_table("time", doc["time"])},
         "time",
-        {"allowed_lateness": parse_duration, "idle_timeout": parse_duration, "dedupe_horizon": parse_duration},
-    )
+        {
+            "allowed_lateness": parse_duration, "idle_timeout": parse_duration, "dedupe_horizon": parse_duration,
+            "live_lateness": parse_duration,
+        },
+    )  # fmt: skip
+    if time["live_lateness"] > time["allowed_lateness"]:
+        raise ConfigError(
+            f"time.live_lateness: at most time.allowed_lateness ({time['allowed_lateness']} ms), "
+            f"got {time['live_lateness']} ms"
+        )
     ingest_table = dict(parse_table("ingest", doc["ingest"]))
     # Keys added after the first release are optional: older config files keep working.
     ingest_defaults = {
@@ -313,7 +321,7 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     recovery_dir = None if flow["recovery_dir"].strip().lower() == "none" else Path(flow["recovery_dir"])
     return Config(
         kafka=_kafka(parse_table("kafka", doc["kafka"])),
-        time=TimeConfig(time["allowed_lateness"], time["idle_timeout"], time["dedupe_horizon"]),
+        time=TimeConfig(time["allowed_lateness"], time["idle_timeout"], time["dedupe_horizon"], time["live_lateness"]),
         ingest=IngestConfig(
             ingest["max_event_bytes"],
             ingest["max_unknown_bytes"],

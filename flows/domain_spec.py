@@ -21,7 +21,9 @@ class DomainSpec:
     events; others: :class:`Signal` streams of earlier stages) and
     ``publishes`` the streams its domain emits (see ``flows/topology.py``).
     ``shards`` defaults to ``flow.shards``; ``ordered`` applies items
-    in event-time order (see :class:`operators.time.shard.DomainShard`).
+    in event-time order (see :class:`operators.time.shard.DomainShard`);
+    ``live`` stages follow the live watermark (``time.live_lateness`` behind
+    live input, see :class:`operators.time.watermark.PartitionWatermark`).
     """
 
     name: str
@@ -33,6 +35,7 @@ class DomainSpec:
     publishes: tuple[str, ...] = ()
     shards: int | None = None
     ordered: bool = False
+    live: bool = False
 
 
 def upstreams(specs: list[DomainSpec]) -> dict[str, tuple[str, ...]]:

@@ -84,4 +84,6 @@ def inventory_spec(config: Config, *, stock_signals: bool = False) -> DomainSpec
         publishes=PUBLISHES[INVENTORY],
         # Ordered, so the stock levels it publishes follow event time, not arrival order.
         ordered=True,
+        # Live input: stock levels go out time.live_lateness behind the clock, not allowed_lateness.
+        live=True,
     )

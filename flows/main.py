@@ -114,6 +114,7 @@ def build_flow(
             partitions,
             frozenset(loc.id for loc in config.locations if loc.type == "store"),
             snapshots=snapshots,
+            live_lateness_ms=config.time.live_lateness_ms,
         ),
     )
     outputs: list[Stream[Output]] = [split.trues, errors]
@@ -135,6 +136,7 @@ def build_flow(
             stage=spec.name if spec.name in feeding else None,
             listened=listened,
             snapshots=snapshots,
+            live=spec.live,
         )
         results = keyed_stage(spec.name, routed, run)
         if spec.name in feeding:

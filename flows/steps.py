@@ -18,12 +18,12 @@ from functools import cache, cached_property
 from typing import Any, TypeGuard
 
 import orjson
-from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage
 from bytewax.operators import StatefulBatchLogic
 
 from flows import metrics
 from flows.health import HEALTH
-from flows.kafka_source import STOP
+from flows.kafka_source import STOP, CaughtUp, SourceMessage
 from flows.stateful import freeze, thaw
 from flows.topology import EVENTS
 from operators.contract.dead_letter import MAX_OUTPUT_BYTES, dead_letter
@@ -35,7 +35,6 @@ from operators.time.shard import Domain, DomainShard
 from operators.time.sharding import shard_key, shard_of
 from operators.time.stream_items import Arrival, Marker, Output, Progress, Signal
 
-SourceMessage = KafkaSourceMessage[bytes | None, bytes | None]
 Keyed = tuple[str, tuple[int, Any]]
 SequencedItem = Event | Progress
 StageItem = Event | Signal | Progress
@@ -68,7 +67,7 @@ class Decoder:
         """The Bytewax key of each sequence shard (built once, not per event)."""
         return tuple(shard_key("sequence", k) for k in range(self.shards))
 
-    def __call__(self, batch: list[SourceMessage]) -> list[Keyed | Output]:
+    def __call__(self, batch: list[SourceMessage | CaughtUp]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
         touched: dict[str, None] = {}  # partitions this batch delivered from, in order
         decoded: Counter[tuple[str, str]] = Counter()
@@ -76,7 +75,13 @@ class Decoder:
         received_at = _now_ms()
         HEALTH.note_input(received_at)
         keys, highs = self.keys, self.highs
+        caught_up: dict[str, bool] = {}  # partition -> whether its last item in the batch said so
         for msg in batch:
+            if isinstance(msg, CaughtUp):
+                source = f"{msg.topic}:{msg.partition}"
+                caught_up[source] = True
+                touched[source] = None
+                continue
             topic = self.topics.get(msg.topic or "", "")
             result = parse(
                 msg.value, topic, max_bytes=self.max_event_bytes, limits=self.limits, received_at_ms=received_at
@@ -94,9 +99,10 @@ class Decoder:
             highs[source] = high
             out.append((keys[shard], (shard, Arrival(result, source, high))))
             touched[source] = None
+            caught_up[source] = False
         for source in touched:
             # The partition's latest event time so far: the watermark keeps each partition's maximum anyway.
-            marker = Marker(source, highs[source], received_at)
+            marker = Marker(source, highs.get(source, -1), received_at, caught_up.get(source, False))
             out.extend((keys[k], (k, marker)) for k in range(self.shards))
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)
@@ -163,9 +169,16 @@ class Sequence:
     partitions: int
     stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
     snapshots: bool = True  # recovery on: see flows.stateful
+    live_lateness_ms: int | None = None  # None: the same as lateness_ms
 
     def __call__(self, resume: object) -> SequenceLogic:
         return SequenceLogic(self, thaw(resume))
+
+    @property
+    def tick_ms(self) -> int:
+        """How often (wall-clock ms) a shard re-judges quiet and live partitions."""
+        live = self.lateness_ms if self.live_lateness_ms is None else self.live_lateness_ms
+        return max(100, min(self.idle_timeout_ms // 4, live, 1_000))
 
     def new_shard(self, shard: int) -> Sequencer:
         return Sequencer(
@@ -174,6 +187,7 @@ class Sequence:
             idle_timeout_ms=self.idle_timeout_ms,
             dedupe_horizon_ms=self.dedupe_horizon_ms,
             partitions=self.partitions,
+            live_lateness_ms=self.live_lateness_ms,
         )
 
 
@@ -186,7 +200,9 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
     def __init__(self, step: Sequence, state: Sequencer | None) -> None:
         self.step = step
         self.state = state
-        self.tick_ms = max(100, min(step.idle_timeout_ms // 4, 1_000))
+        self.tick_ms = step.tick_ms
+        if state is not None:
+            state.resume(_now_ms())
 
     def on_batch(self, values: list[tuple[int, Arrival | Marker]]) -> tuple[list[SequencedItem], bool]:
         out: list[SequencedItem] = []
@@ -305,7 +321,8 @@ class RunDomain:
     """Builder of a domain stage's ``keyed_stage`` step over :class:`DomainShard` s.
 
     With ``stage`` set, a shard whose watermark moved tells the stages
-    downstream with a :class:`Progress` after its outputs. Signals on streams
+    downstream with a :class:`Progress` after its outputs. A ``live`` stage
+    takes the first stage's live watermark (:attr:`Progress.live`). Signals on streams
     no stage reads (not in ``listened``) are dropped here. ``snapshots`` is
     whether recovery is on (see :mod:`flows.stateful`).
     """
@@ -317,6 +334,7 @@ class RunDomain:
     stage: str | None = None
     listened: frozenset[str] = frozenset()
     snapshots: bool = True
+    live: bool = False  # follows the first stage's live watermark (Progress.live)
 
     def __call__(self, resume: object) -> DomainLogic:
         return DomainLogic(self, thaw(resume))
@@ -332,6 +350,8 @@ class RunDomain:
             if not isinstance(item, Progress):
                 outputs.extend(state.on_event(item))
                 continue
+            if self.live and item.live is not None:
+                item = Progress(item.shard, item.live, item.stage)
             before = state.watermark
             outputs.extend(state.on_progress(item))
             # Most progress records do not move the minimum; act only when it moved.

@@ -11,7 +11,7 @@ the stages downstream how far it has got (a :class:`Progress`).
 >>> seq.admit(ev, "clickstream:0", 1_000), seq.admit(ev, "clickstream:0", 2_000)
 (Admission(duplicate=False, late=False), Admission(duplicate=True, late=False))
 >>> seq.advance(Marker("clickstream:0", 5_000, seen_at=0))
-Progress(shard=0, watermark=5000)
+Progress(shard=0, watermark=5000, stage='sequence', live=None)
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ class Sequencer:
         idle_timeout_ms: int,
         dedupe_horizon_ms: int,
         partitions: int,
+        live_lateness_ms: int | None = None,
     ) -> None:
         self.shard = shard
-        self.watermark = PartitionWatermark(lateness_ms, idle_timeout_ms, partitions)
+        self.watermark = PartitionWatermark(lateness_ms, idle_timeout_ms, partitions, live_lateness_ms)
         self.seen = Deduplicator(dedupe_horizon_ms)
 
     def admit(self, event: Event, source: str = "", high: int | None = None) -> Admission:
@@ -60,11 +61,16 @@ class Sequencer:
 
     def advance(self, marker: Marker) -> Progress | None:
         """Take a progress marker; the new :class:`Progress` if the watermark moved."""
-        return self._progress(self.watermark.observe(marker.source, marker.ts, marker.seen_at))
+        return self._progress(self.watermark.observe(marker.source, marker.ts, marker.seen_at, marker.caught_up))
 
     def tick(self, now_ms: int) -> Progress | None:
-        """Wall-clock tick: partitions quiet for the idle timeout stop holding the watermark."""
+        """Wall-clock tick: partitions quiet for the idle timeout stop holding the watermark,
+        and live ones run on with the clock."""
         return self._progress(self.watermark.tick(now_ms))
+
+    def resume(self, now_ms: int) -> None:
+        """Restored from a snapshot at wall-clock ``now_ms`` (see :meth:`PartitionWatermark.resume`)."""
+        self.watermark.resume(now_ms)
 
     def finish(self) -> Progress | None:
         """End of a bounded input: the watermark passes the latest event read.
@@ -73,11 +79,18 @@ class Sequencer:
         """
         return self._progress(self.watermark.finish(), expire=False)
 
+    def progress(self) -> Progress | None:
+        """How far this shard has got (None: no watermark yet)."""
+        watermark, live = self.watermark.value, self.watermark.live_value
+        if watermark is None:
+            return None
+        return Progress(self.shard, watermark, live=None if live == watermark else live)
+
     def _progress(self, moved: bool, *, expire: bool = True) -> Progress | None:
         if not moved:
             return None
-        watermark = self.watermark.value
-        assert watermark is not None
+        progress = self.progress()
+        assert progress is not None
         if expire:
-            self.seen.expire(watermark)
-        return Progress(self.shard, watermark)
+            self.seen.expire(progress.watermark)
+        return progress

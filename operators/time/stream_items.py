@@ -15,12 +15,14 @@ class Marker:
     Emitted after each source batch to every first-stage shard, along the same
     path as the events, so a shard that got the marker has got the events
     before it. ``seen_at`` is the wall-clock time (epoch ms) of the batch, for
-    the idle-partition timeout.
+    the idle-partition timeout; ``caught_up``: the partition had delivered all
+    the broker held (see :class:`~operators.time.watermark.PartitionWatermark`).
     """
 
     source: str
     ts: int
     seen_at: int
+    caught_up: bool = False
 
 
 class Arrival(NamedTuple):
@@ -35,11 +37,18 @@ class Arrival(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Shard ``shard`` of stage ``stage`` has forwarded everything up to ``watermark``."""
+    """Shard ``shard`` of stage ``stage`` has forwarded everything up to ``watermark``.
+
+    ``live`` (first stage only) is the watermark for stages that publish as soon
+    as they can, when it is ahead of ``watermark`` (None: the same), as it is
+    when some input partition is live
+    (:class:`~operators.time.watermark.PartitionWatermark`).
+    """
 
     shard: int
     watermark: int
     stage: str = "sequence"
+    live: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

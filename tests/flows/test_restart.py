@@ -13,7 +13,7 @@ import pytest
 from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
 from tests.conftest import make_config
-from tests.flow_harness import produce_events, read_json, run_to_end
+from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
 from tests.flows.test_cluster import ROOT, _env, _scrape, _wait_for, committed_epoch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,7 +27,13 @@ def _distinct(records: list[dict[str, Any]]) -> set[str]:
 
 def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(broker: EmbeddedBroker, tmp_path: Path) -> None:
     log = list(simulate(SimulationSettings(seed=13, customers=400, days=2, anomalies=True), DEFAULT_LOCATIONS))
-    first, second = log[: len(log) // 2], log[len(log) // 2 :]
+    # The first day, then the second (the log opens with every location's stock at one instant).
+    day_two = log[0]["ts"] + 86_400_000
+    first, second = [e for e in log if e["ts"] < day_two], [e for e in log if e["ts"] >= day_two]
+    # Events that change nothing, on every partition, at the end of the first day: the live run's
+    # watermark passes nearly all of it, so the kill comes after outputs were written, not before.
+    first += closing_events(first[-1]["ts"], spread=8)
+    log = first + second
 
     reference = make_config(broker, partitions=2)
     produce_events(reference, log)
@@ -42,6 +48,8 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(broker: Embe
     live = subprocess.Popen([sys.executable, "-m", "channelflow.cli", "run"], env=env, cwd=ROOT)
     try:
         _wait_for(lambda: _scrape(port).get("channelflow_events_total", 0) >= len(first) // 2, timeout=120)
+        # Killed after it has written outputs: the restart must pick up a flow in mid-stream.
+        _wait_for(lambda: _scrape(port).get("channelflow_output_records_total", 0) > 0, timeout=120)
         _wait_for(lambda: committed_epoch(tmp_path / "recovery") >= 1, timeout=120)
         live.send_signal(signal.SIGKILL)
         live.wait(timeout=30)

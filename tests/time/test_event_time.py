@@ -139,6 +139,94 @@ def test_a_partition_never_heard_from_counts_as_quiet_after_the_idle_timeout() -
     assert wm.observe("p0", 300, now_ms=1_001) and wm.value == 300
 
 
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["p0", "p1", "p2"]), st.integers(0, 10_000), st.booleans(), st.integers(0, 500)),
+        max_size=80,
+    )
+)
+def test_caught_up_changes_nothing_when_no_partition_is_live(
+    observations: list[tuple[str, int, bool, int]],
+) -> None:
+    # A replay of an old log: every event arrives long after its time, so no partition is
+    # live and the watermark depends on the log alone, caught up or not.
+    plain = PartitionWatermark(lateness_ms=50, idle_timeout_ms=60_000, partitions=3, live_lateness_ms=0)
+    marked = PartitionWatermark(lateness_ms=50, idle_timeout_ms=60_000, partitions=3, live_lateness_ms=0)
+    now = 1_000_000
+    for partition, ts, caught_up, wait in observations:
+        now += wait
+        assert marked.observe(partition, ts, now, caught_up) == plain.observe(partition, ts, now)
+        marked.tick(now + 1)
+        plain.tick(now + 1)
+        assert marked.value == plain.value == marked.live_value == plain.live_value
+
+
+def test_live_caught_up_partitions_run_on_with_the_wall_clock() -> None:
+    wm = PartitionWatermark(lateness_ms=30_000, idle_timeout_ms=60_000, partitions=2, live_lateness_ms=250)
+    wm.observe("p0", 10_000_000, now_ms=10_000_020, caught_up=True)
+    wm.observe("p1", 10_000_500, now_ms=10_000_510, caught_up=True)
+    # p0 has run on by 490 ms of wall time since its event arrived; p1 has just delivered.
+    assert (wm.value, wm.live_value) == (10_000_490 - 30_000, 10_000_490 - 250)
+    # Nothing arrives for two minutes: neither partition goes idle, both move with the clock.
+    assert wm.tick(10_120_020)
+    assert (wm.value, wm.live_value) == (10_090_000, 10_119_750)
+    assert wm.is_late(10_089_999) and not wm.is_late(10_090_000)
+
+
+def test_a_live_partition_that_is_behind_holds_the_watermark_at_its_latest_event() -> None:
+    wm = PartitionWatermark(lateness_ms=30_000, idle_timeout_ms=60_000, partitions=2, live_lateness_ms=250)
+    wm.observe("p0", 10_000_000, now_ms=10_000_000, caught_up=True)
+    wm.observe("p1", 10_000_000, now_ms=10_000_000, caught_up=False)  # more to read
+    wm.tick(10_005_000)
+    assert (wm.value, wm.live_value) == (10_000_000 - 30_000, 10_000_000 - 250)
+    wm.observe("p1", 10_004_000, now_ms=10_005_000, caught_up=True)
+    assert (wm.value, wm.live_value) == (10_004_000 - 30_000, 10_004_000 - 250)
+
+
+def test_a_partition_that_is_not_live_counts_with_allowed_lateness() -> None:
+    wm = PartitionWatermark(lateness_ms=30_000, idle_timeout_ms=60_000, partitions=2, live_lateness_ms=250)
+    wm.observe("live", 10_000_000, now_ms=10_000_000, caught_up=True)
+    wm.observe("backlog", 9_000_000, now_ms=10_000_000, caught_up=True)  # read 1,000 s after its time
+    assert (wm.value, wm.live_value) == (9_000_000 - 30_000, 9_000_000 - 30_000)
+
+
+def test_an_empty_partition_waits_for_the_idle_timeout_even_when_caught_up() -> None:
+    # Empty now, it may still get events older than the others' (a log produced after the
+    # flow started): they would all be late if it did not hold the watermark back.
+    wm = PartitionWatermark(lateness_ms=0, idle_timeout_ms=1_000, partitions=2)
+    assert not wm.observe("empty", -1, now_ms=0, caught_up=True)
+    assert not wm.observe("p0", 500, now_ms=10)
+    assert wm.tick(1_001) and wm.value == 500
+
+
+def test_a_restart_gives_every_partition_a_fresh_idle_timeout() -> None:
+    wm = PartitionWatermark(lateness_ms=0, idle_timeout_ms=1_000, partitions=3)
+    wm.observe("p0", 100, now_ms=0)
+    wm.observe("p1", 200, now_ms=900)
+    wm.observe("p0", 100, now_ms=900)
+    assert wm.tick(1_001) and wm.value == 100  # p2 never heard from: quiet after the timeout
+    copy = pickle.loads(pickle.dumps(wm))
+    copy.resume(now_ms=60_000)  # an hour of downtime later
+    assert not copy.observe("p1", 5_000, now_ms=60_010)  # p0 still holds it back
+    assert not copy.observe("p0", 5_000, now_ms=60_020)  # and p2 may deliver old events yet
+    assert copy.tick(61_005) and copy.value == 5_000
+
+
+def test_partition_watermark_reads_state_written_before_live_partitions() -> None:
+    wm = PartitionWatermark.__new__(PartitionWatermark)
+    wm.__setstate__((30_000, 60_000, 1, {"p0": 1_000_000}, {"p0": 5_000_000}, 4_000_000, 5_000_000, 970_000))
+    assert (wm.value, wm.live_value, wm.live_lateness_ms) == (970_000, 970_000, 30_000)
+    assert wm.observe("p0", 1_100_000, now_ms=5_001_000) and wm.value == wm.live_value == 1_070_000
+
+
+def test_partition_watermark_pickles_with_its_live_state() -> None:
+    wm = PartitionWatermark(lateness_ms=30_000, idle_timeout_ms=60_000, partitions=1, live_lateness_ms=250)
+    wm.observe("p0", 10_000_000, now_ms=10_000_000, caught_up=True)
+    copy = pickle.loads(pickle.dumps(wm))
+    assert copy.tick(10_001_000) and wm.tick(10_001_000)
+    assert (copy.value, copy.live_value) == (wm.value, wm.live_value) == (9_971_000, 10_000_750)
+
+
 def test_upstream_watermark_waits_for_every_upstream() -> None:
     wm = UpstreamWatermark(upstreams=3)
     assert not wm.report(0, 10) and not wm.report(1, 20)
