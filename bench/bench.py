@@ -16,7 +16,9 @@ returns, orders, receipts, counts, transfers). The script also folds the
 stock events through one inventory shard in-process and reports its pickled
 state bytes per SKU-location (what a recovery snapshot stores).
 
-Usage: ``python bench/bench.py --events 200000 [--traffic inventory]``.
+Usage: ``python bench/bench.py --events 200000 [--traffic inventory] [--processes 2]``.
+``--processes 2`` also runs the flow as a Bytewax cluster of two processes
+(``channelflow run -i/-a``) on the same topics and reports it against one.
 Prints a Markdown table.
 
 ``--promotions`` instead runs every domain stage in-process (``LocalFlow``, no
@@ -79,9 +81,10 @@ def _baseline(brokers: str, topics: list[str]) -> int:
     return counted[0]
 
 
-def _channelflow() -> int:
+def _channelflow(process_id: int | None = None, addresses: list[str] | None = None) -> int:
     """The flow as ``channelflow run --until-end`` runs it: Bytewax's runner, epochs of
-    ``flow.snapshot_interval`` (recovery off, as configured by the parent)."""
+    ``flow.snapshot_interval`` (recovery off, as configured by the parent); with ``addresses``,
+    process ``process_id`` of a cluster (``channelflow run -i/-a``); the events this process read."""
     from datetime import timedelta
 
     from bytewax.run import cli_main
@@ -94,7 +97,8 @@ def _channelflow() -> int:
     flow = make_flow(config, tail=False)
     if os.environ.get("BENCH_GC") != "default":
         tune_gc()  # as `channelflow run` does
-    cli_main(flow, epoch_interval=timedelta(milliseconds=config.flow.snapshot_interval_ms))
+    cli_main(flow, process_id=process_id, addresses=addresses,
+             epoch_interval=timedelta(milliseconds=config.flow.snapshot_interval_ms))  # fmt: skip
     return int(sum(s.value for s in metrics.EVENTS.collect()[0].samples if s.name.endswith("_total")))
 
 
@@ -103,24 +107,40 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(kind: str, brokers: str, topics: list[str]) -> None:
+def child(kind: str, brokers: str, topics: list[str], process_id: int | None, addresses: list[str] | None) -> None:
     """Run one measurement in this process and print it as JSON."""
     started, cpu = time.perf_counter(), _cpu_seconds()
-    count = _baseline(brokers, topics) if kind == "baseline" else _channelflow()
+    count = _baseline(brokers, topics) if kind == "baseline" else _channelflow(process_id, addresses)
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"kind": kind, "events": count, "seconds": seconds, "cpu": cpu, "rss_mb": rss_mb}))
 
 
-def measure(kind: str, env: dict[str, str], brokers: str, topics: list[str]) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--brokers", brokers, "--topics", ",".join(topics)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def measure(kind: str, env: dict[str, str], brokers: str, topics: list[str], processes: int = 1) -> dict[str, float]:
+    """One measurement in fresh child processes: ``processes`` > 1 runs the flow as a Bytewax
+    cluster on loopback; events and CPU are summed over the processes, wall time and peak RSS
+    are the largest."""
+    command = [sys.executable, __file__, "--child", kind, "--brokers", brokers, "--topics", ",".join(topics)]
+    if processes > 1:
+        from channelflow.broker import free_port
+
+        addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+        commands = [[*command, "--process-id", str(i), "--addresses", addresses] for i in range(processes)]
+    else:
+        commands = [command]
+    children = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, text=True) for c in commands]
+    results = []
+    for proc in children:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"{kind} child exited {proc.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        "events": sum(r["events"] for r in results),
+        "seconds": max(r["seconds"] for r in results),
+        "cpu": sum(r["cpu"] for r in results),
+        "rss_mb": max(r["rss_mb"] for r in results),
+    }
 
 
 def main() -> int:
@@ -131,12 +151,17 @@ def main() -> int:
     parser.add_argument("--traffic", choices=["mixed", "inventory"], default="mixed")
     parser.add_argument("--promotions", action="store_true", help="promotion decisions/s and share of flow time")
     parser.add_argument("--state-days", type=int, metavar="DAYS", help="pickled state per customer after DAYS simulated days")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="also run the flow as a cluster of this many processes (-i/-a) and compare")
     parser.add_argument("--child", choices=["baseline", "channelflow"], help=argparse.SUPPRESS)
     parser.add_argument("--brokers", help=argparse.SUPPRESS)
     parser.add_argument("--topics", help=argparse.SUPPRESS)
+    parser.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--addresses", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.brokers, args.topics.split(","))
+        addresses = args.addresses.split(";") if args.addresses else None
+        child(args.child, args.brokers, args.topics.split(","), args.process_id, addresses)
         return 0
     if args.state_days:
         return state_bench(args.customers, args.state_days)
@@ -154,6 +179,7 @@ def main() -> int:
         stream = (e for e in stream if e["type"] in STOCK_EVENTS)
     events = list(islice(stream, args.events))
     results: dict[tuple[str, int], dict[str, float]] = {}
+    runs = [("baseline", 1), ("channelflow", 1)] + ([("channelflow", args.processes)] if args.processes > 1 else [])
     with EmbeddedBroker() as broker:
         for size in sizes:
             # Topics of their own per size: the same first events, more of them.
@@ -171,11 +197,11 @@ def main() -> int:
                 }
             )
             inputs = [names[k] for k in ("clickstream", "pos", "inventory", "customers")]
-            for kind in ("baseline", "channelflow"):
-                result = measure(kind, env, broker.bootstrap, inputs)
+            for kind, processes in runs:
+                result = measure(kind, env, broker.bootstrap, inputs, processes)
                 if result["events"] != size:
-                    raise SystemExit(f"{kind} saw {result['events']} events, not {size}")
-                results[kind, size] = result
+                    raise SystemExit(f"{kind} on {processes} processes saw {result['events']} events, not {size}")
+                results[_run_name(kind, processes), size] = result
     small, large = sizes[0], sizes[-1]
 
     def marginal(kind: str, field: str) -> float:
@@ -188,13 +214,24 @@ def main() -> int:
     print("| run | events/s (marginal) | CPU µs per event (marginal) | ratio to baseline | "
           f"events/s at {large:,} (whole run) | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for kind, label, seconds in (("baseline", "floor: Kafka -> orjson -> key -> stateful counter", base_s),
-                                 ("channelflow", "channelflow flow, all stages", real_s)):
-        whole = results[kind, large]
-        print(f"| {label} | {1 / seconds:,.0f} | {marginal(kind, 'cpu') * 1e6:,.0f} | {base_s / seconds:.3f} | "
+    rows = [("baseline", "floor: Kafka -> orjson -> key -> stateful counter"),
+            ("channelflow", "channelflow flow, all stages")]  # fmt: skip
+    if args.processes > 1:
+        rows.append((_run_name("channelflow", args.processes), f"channelflow flow, {args.processes} processes"))
+    for name, label in rows:
+        seconds, whole = marginal(name, "seconds"), results[name, large]
+        print(f"| {label} | {1 / seconds:,.0f} | {marginal(name, 'cpu') * 1e6:,.0f} | {base_s / seconds:.3f} | "
               f"{large / whole['seconds']:,.0f} | {whole['rss_mb']:.0f} |")
+    if args.processes > 1:
+        cluster_s = marginal(_run_name("channelflow", args.processes), "seconds")
+        print(f"\n{args.processes} processes against 1 (marginal events/s): {real_s / cluster_s:.2f}x "
+              f"(CPU summed over the processes; peak RSS of the largest)")
     print(f"\ninventory state: {bytes_per_position:.0f} bytes per SKU-location ({positions} SKU-locations)")
     return 0
+
+
+def _run_name(kind: str, processes: int) -> str:
+    return kind if processes == 1 else f"{kind}-{processes}p"
 
 
 class _Sink:
