@@ -176,8 +176,7 @@ class Sequence:
 
     @property
     def tick_ms(self) -> int:
-        """How often (wall-clock ms) a shard re-judges quiet and live partitions: also the least
-        time between two of its progress records."""
+        """How often (wall-clock ms) a shard re-judges quiet and live partitions."""
         live = self.lateness_ms if self.live_lateness_ms is None else self.live_lateness_ms
         return max(100, min(self.idle_timeout_ms // 4, live, 1_000))
 
@@ -202,10 +201,6 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
         self.step = step
         self.state = state
         self.tick_ms = step.tick_ms
-        self.sent_at = 0  # wall-clock ms of the last progress record sent
-        # The watermark moved since then, not sent yet. A restored shard says where it is again: a
-        # move held back when the snapshot was taken may not have reached the stages after it.
-        self.held = state is not None
         if state is not None:
             state.resume(_now_ms())
 
@@ -239,8 +234,8 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
         # A stop signal also ends the input (flows.kafka_source): then the watermark stays where
         # the log got to, so a restart resumes exactly.
         if self.state is None or STOP.is_set():
-            return self._emit(None, force=True), RETAIN
-        return self._emit(self.state.finish(), force=True), RETAIN
+            return [], RETAIN
+        return self._emit(self.state.finish()), RETAIN
 
     def notify_at(self) -> datetime:
         return datetime.now(timezone.utc) + timedelta(milliseconds=self.tick_ms)
@@ -248,21 +243,10 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
     def snapshot(self) -> bytes | None:
         return freeze(self.state, self.step.snapshots)
 
-    def _emit(self, progress: Progress | None, *, force: bool = False) -> list[SequencedItem]:
-        """Send the shard's progress if it moved, at most once per ``tick_ms`` of wall time (unless
-        ``force``); a move held back goes with the next tick. Each record goes to every shard of
-        every stage, and live partitions move the watermark at every marker, so this bounds the
-        fan-out; outputs do not depend on how often progress is sent."""
-        now = _now_ms()
-        due = force or now - self.sent_at >= self.tick_ms
-        if progress is None and self.held and due and self.state is not None:
-            progress = self.state.progress()
+    def _emit(self, progress: Progress | None) -> list[SequencedItem]:
         if progress is None:
             return []
-        if not due:
-            self.held = True
-            return []
-        self.held, self.sent_at = False, now
+        now = _now_ms()
         HEALTH.note_watermark(now)
         label = str(progress.shard)
         metrics.WATERMARK.labels(label).set(progress.watermark / 1000)
