@@ -282,10 +282,8 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         },
     )  # fmt: skip
     if time["live_lateness"] > time["allowed_lateness"]:
-        raise ConfigError(
-            f"time.live_lateness: at most time.allowed_lateness ({time['allowed_lateness']} ms), "
-            f"got {time['live_lateness']} ms"
-        )
+        limit = f"a duration of at most time.allowed_lateness ({time['allowed_lateness']} ms)"
+        raise fail("time.live_lateness", limit, f"{time['live_lateness']} ms")
     ingest_table = dict(parse_table("ingest", doc["ingest"]))
     # Keys added after the first release are optional: older config files keep working.
     ingest_defaults = {

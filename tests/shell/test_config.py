@@ -111,6 +111,7 @@ def test_config_path_comes_from_argument_then_env(tmp_path: Path) -> None:
         ("KAFKA__BROKERS", "[::1]:9092", lambda c: c.kafka.brokers, ("[::1]:9092",)),
         ("TIME__ALLOWED_LATENESS", "10m", lambda c: c.time.allowed_lateness_ms, 600_000),
         ("TIME__ALLOWED_LATENESS", "500ms", lambda c: c.time.allowed_lateness_ms, 500),
+        ("TIME__LIVE_LATENESS", "100ms", lambda c: c.time.live_lateness_ms, 100),
         ("TIME__IDLE_TIMEOUT", "1.5h", lambda c: c.time.idle_timeout_ms, 5_400_000),
         ("TIME__DEDUPE_HORIZON", "90d", lambda c: c.time.dedupe_horizon_ms, 90 * 86_400_000),
         ("TIME__DEDUPE_HORIZON", "45", lambda c: c.time.dedupe_horizon_ms, 45_000),
@@ -255,6 +256,7 @@ def test_duplicate_topic_names_name_the_topic(doc: Doc) -> None:
     [
         ("TIME__ALLOWED_LATENESS", "soon", "time.allowed_lateness: expected a duration"),
         ("TIME__ALLOWED_LATENESS", "-5", "time.allowed_lateness:"),
+        ("TIME__LIVE_LATENESS", "1m", "time.live_lateness: expected a duration of at most time.allowed_lateness"),
         ("FLOW__SHARDS", "many", "flow.shards: expected an integer, got 'many'"),
         ("FLOW__SHARDS", "0", "flow.shards: expected an integer 1..256, got 0"),
         ("KAFKA__BATCH_SIZE", "1.5", "kafka.batch_size:"),
