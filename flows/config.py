@@ -53,7 +53,7 @@ class TimeConfig:
     allowed_lateness_ms: int
     idle_timeout_ms: int
     dedupe_horizon_ms: int
-    live_lateness_ms: int = 250  # the lateness of live partitions for inventory (operators.time.watermark)
+    live_lateness_ms: int  # the lateness of live partitions for inventory (operators.time.watermark)
 
 
 @dataclass(frozen=True)

@@ -69,18 +69,15 @@ class Decoder:
 
     def __call__(self, batch: list[SourceMessage | CaughtUp]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
-        touched: dict[str, None] = {}  # partitions this batch delivered from, in order
+        touched: dict[str, bool] = {}  # partitions this batch delivered from, in order -> caught up at its end
         decoded: Counter[tuple[str, str]] = Counter()
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
         HEALTH.note_input(received_at)
         keys, highs = self.keys, self.highs
-        caught_up: dict[str, bool] = {}  # partition -> whether its last item in the batch said so
         for msg in batch:
             if isinstance(msg, CaughtUp):
-                source = f"{msg.topic}:{msg.partition}"
-                caught_up[source] = True
-                touched[source] = None
+                touched[f"{msg.topic}:{msg.partition}"] = True
                 continue
             topic = self.topics.get(msg.topic or "", "")
             result = parse(
@@ -98,11 +95,10 @@ class Decoder:
             high = max(highs.get(source, -1), result.ts)
             highs[source] = high
             out.append((keys[shard], (shard, Arrival(result, source, high))))
-            touched[source] = None
-            caught_up[source] = False
-        for source in touched:
+            touched[source] = False
+        for source, caught_up in touched.items():
             # The partition's latest event time so far: the watermark keeps each partition's maximum anyway.
-            marker = Marker(source, highs.get(source, -1), received_at, caught_up.get(source, False))
+            marker = Marker(source, highs.get(source, -1), received_at, caught_up)
             out.extend((keys[k], (k, marker)) for k in range(self.shards))
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)

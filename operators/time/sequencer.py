@@ -79,18 +79,11 @@ class Sequencer:
         """
         return self._progress(self.watermark.finish(), expire=False)
 
-    def progress(self) -> Progress | None:
-        """How far this shard has got (None: no watermark yet)."""
-        watermark, live = self.watermark.value, self.watermark.live_value
-        if watermark is None:
-            return None
-        return Progress(self.shard, watermark, live=None if live == watermark else live)
-
     def _progress(self, moved: bool, *, expire: bool = True) -> Progress | None:
         if not moved:
             return None
-        progress = self.progress()
-        assert progress is not None
+        watermark, live = self.watermark.value, self.watermark.live_value
+        assert watermark is not None
         if expire:
-            self.seen.expire(progress.watermark)
-        return progress
+            self.seen.expire(watermark)
+        return Progress(self.shard, watermark, live=None if live == watermark else live)

@@ -12,6 +12,7 @@ import pytest
 
 from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+from operators.time.units import DAY_MS
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
 from tests.flows.test_cluster import ROOT, _env, _scrape, _wait_for, committed_epoch
@@ -28,7 +29,7 @@ def _distinct(records: list[dict[str, Any]]) -> set[str]:
 def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(broker: EmbeddedBroker, tmp_path: Path) -> None:
     log = list(simulate(SimulationSettings(seed=13, customers=400, days=2, anomalies=True), DEFAULT_LOCATIONS))
     # The first day, then the second (the log opens with every location's stock at one instant).
-    day_two = log[0]["ts"] + 86_400_000
+    day_two = log[0]["ts"] + DAY_MS
     first, second = [e for e in log if e["ts"] < day_two], [e for e in log if e["ts"] >= day_two]
     # Events that change nothing, on every partition, at the end of the first day: the live run's
     # watermark passes nearly all of it, so the kill comes after outputs were written, not before.
