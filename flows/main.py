@@ -137,6 +137,7 @@ def build_flow(
             listened=listened,
             snapshots=snapshots,
             live=spec.live,
+            name=spec.name,
         )
         results = keyed_stage(spec.name, routed, run)
         if spec.name in feeding:

@@ -8,6 +8,7 @@ per-event path take a whole batch per call (``flat_map_batch``,
 
 from __future__ import annotations
 
+import logging
 import reprlib
 import time
 from collections import Counter
@@ -34,6 +35,8 @@ from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
 from operators.time.sharding import shard_key, shard_of
 from operators.time.stream_items import Arrival, Marker, Output, Progress, Signal
+
+log = logging.getLogger("channelflow")
 
 Keyed = tuple[str, tuple[int, Any]]
 SequencedItem = Event | Progress
@@ -199,6 +202,7 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
         self.tick_ms = step.tick_ms
         if state is not None:
             state.resume(_now_ms())
+            note_kept("sequence", state.reconfigure(step.new_shard(state.shard)))
 
     def on_batch(self, values: list[tuple[int, Arrival | Marker]]) -> tuple[list[SequencedItem], bool]:
         out: list[SequencedItem] = []
@@ -331,6 +335,7 @@ class RunDomain:
     listened: frozenset[str] = frozenset()
     snapshots: bool = True
     live: bool = False  # follows the first stage's live watermark (Progress.live)
+    name: str = ""  # the stage's name, for logs
 
     def __call__(self, resume: object) -> DomainLogic:
         return DomainLogic(self, thaw(resume))
@@ -366,13 +371,33 @@ class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | P
     def __init__(self, run: RunDomain, state: DomainShard[Any] | None) -> None:
         self.run = run
         self.state = state
+        self._restored = state is not None  # takes today's settings with its first batch (its shard number)
 
     def on_batch(self, values: list[tuple[int, StageItem]]) -> tuple[list[Output | Signal | Progress], bool]:
+        if self._restored and self.state is not None and values:
+            self._restored = False
+            note_kept(self.run.name, self.state.reconfigure(self.run.make_domain(values[0][0])))
         self.state, outputs = self.run.apply(self.state, values)
         return outputs, RETAIN
 
     def snapshot(self) -> bytes | None:
         return freeze(self.state, self.run.snapshots)
+
+
+_KEPT_LOGGED: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def note_kept(stage: str, kept: tuple[str, ...]) -> None:
+    """Warn (once per stage) that a restored stage keeps settings its state was written with."""
+    if not kept or (stage, kept) in _KEPT_LOGGED:
+        return
+    _KEPT_LOGGED.add((stage, kept))
+    what = "its settings" if kept == ("*",) else ", ".join(kept)
+    log.warning(
+        "stage %r resumed from recovery state keeps %s as the state was written: the config now differs "
+        "and is not applied to this stage (a fresh flow.recovery_dir applies it; see docs/configuration.md)",
+        stage, what,
+    )
 
 
 def unkey(batch: list[tuple[str, Any]]) -> list[Any]:

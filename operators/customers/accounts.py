@@ -47,6 +47,10 @@ class Customers:
     def __init__(self, settings: CustomerSettings) -> None:
         self.book = CustomerBook(settings)
 
+    def reconfigure(self, fresh: Customers) -> tuple[str, ...]:
+        """Restored from a snapshot: the book takes today's settings (see :meth:`CustomerBook.reconfigure`)."""
+        return self.book.reconfigure(fresh.book)
+
     def on_event(self, signal: Signal, shard: DomainShard[Any]) -> list[Signal]:
         body = signal.body
         if isinstance(body, Resolved):

@@ -22,7 +22,7 @@ applies what it receives in ``(ts, id)`` order whatever the order it is sent.
 Anonymous devices (``device:`` keys) have profiles but no scores.
 
 >>> from operators.contract.events import Event
->>> from operators.time.shard import DomainShard
+>>> from operators.time.shard import DomainShard, changed_settings
 >>> book = CustomerBook(CustomerSettings(horizon_ms=10, tick_ms=5, device_ttl_ms=100, recent_views=5,
 ...                                      tiers=(("bronze", 0),)))
 >>> shard = DomainShard(None, upstreams=1)  # the book only uses the shard's timers
@@ -39,7 +39,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zlib import crc32
 
@@ -57,7 +57,7 @@ from operators.customers.signals import (
     Snapshots,
     TickSnapshots,
 )
-from operators.time.shard import DomainShard
+from operators.time.shard import DomainShard, changed_settings
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
 from operators.time.units import DAY_MS
@@ -99,6 +99,17 @@ class CustomerBook:
         # key -> (tick numbers (ts // tick) of its pending snapshots, ascending; their float32 features)
         self.pending: dict[str, tuple[array, array]] = {}
         self._pending = 0  # snapshots in self.pending
+
+    #: Settings that the pending churn snapshots and their timers were made with: kept on a restore.
+    KEPT_ON_RESTORE = ("horizon_ms", "tick_ms")
+
+    def reconfigure(self, fresh: CustomerBook) -> tuple[str, ...]:
+        """Restored from a snapshot: take ``fresh``'s settings (today's config) but the churn
+        horizon and tick, which the pending snapshots were taken with; return those of them that
+        differ (kept)."""
+        kept = tuple(name for name in changed_settings(self.settings, fresh.settings) if name in self.KEPT_ON_RESTORE)
+        self.settings = replace(fresh.settings, **{name: getattr(self.settings, name) for name in kept})
+        return kept
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Signal] | None:
         """Handle the book's own timers (ticks, maturing snapshots); None for anyone else's."""

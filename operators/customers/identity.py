@@ -105,6 +105,10 @@ class Identity:
         self.book = CustomerBook(settings)
         self.links: dict[str, str] = {}  # alias key -> account id
 
+    def reconfigure(self, fresh: Identity) -> tuple[str, ...]:
+        """Restored from a snapshot: the book takes today's settings (see :meth:`CustomerBook.reconfigure`)."""
+        return self.book.reconfigure(fresh.book)
+
     def on_event(self, event: Event, shard: DomainShard[Any]) -> list[Signal]:
         if event.type == "erasure_requested":
             return self._erase(event, shard)

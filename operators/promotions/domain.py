@@ -138,6 +138,17 @@ class Promotions:
         """Bytes of this domain's pickled state (what a recovery snapshot stores)."""
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
+    def reconfigure(self, fresh: Promotions) -> tuple[str, ...]:
+        """Restored from a snapshot: run on with today's rules file (``fresh``'s settings).
+
+        Customers, armed rules and waitlists are kept: an armed rule that is no longer
+        enabled does not fire, and a new rule arms from the next activity on.
+        """
+        self.settings = fresh.settings
+        if self.gate is not None and fresh.gate is not None:
+            self.gate.reconfigure(fresh.gate)
+        return ()
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_out"] = []  # only ever non-empty while an item is applied

@@ -186,6 +186,13 @@ class PromotionGate:
         counts, self.counts = self.counts, PromotionCounts()
         return counts
 
+    def reconfigure(self, fresh: PromotionGate) -> tuple[str, ...]:
+        """Restored from a snapshot: decide by today's rules file (``fresh``'s settings), keeping
+        recipients, budgets spent and waitlists."""
+        self.settings = fresh.settings
+        self.policy.reconfigure(fresh.policy)
+        return ()
+
     def state_size_bytes(self) -> int:
         """Bytes of the gate's pickled state (what a recovery snapshot stores)."""
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))

@@ -325,6 +325,10 @@ class DeliveryPolicy:
         caps = settings.policy.frequency_caps
         self.keep_ms = max((cap.window_ms for channel in caps.values() for cap in channel), default=0)
 
+    def reconfigure(self, fresh: DeliveryPolicy) -> None:
+        """Take ``fresh``'s settings (today's rules file); the budgets spent today are kept."""
+        self.settings, self.keep_ms = fresh.settings, fresh.keep_ms
+
     def decide(self, now: int, facts: CustomerFacts, history: ContactHistory,
                candidates: Iterable[Candidate]) -> Decision:
         """Decide among one customer's candidates at event time ``now`` (no state changes)."""

@@ -72,6 +72,15 @@ class Sequencer:
         """Restored from a snapshot at wall-clock ``now_ms`` (see :meth:`PartitionWatermark.resume`)."""
         self.watermark.resume(now_ms)
 
+    def reconfigure(self, fresh: Sequencer) -> tuple[str, ...]:
+        """Restored from a snapshot: run on with ``fresh``'s time settings (today's config).
+
+        The dedupe horizon stays as the state was written: each remembered id's expiry was
+        set with it (returned as kept when it differs).
+        """
+        self.watermark.reconfigure(fresh.watermark)
+        return ("dedupe_horizon_ms",) if fresh.seen.horizon_ms != self.seen.horizon_ms else ()
+
     def finish(self) -> Progress | None:
         """End of a bounded input: the watermark passes the latest event read.
 

@@ -34,7 +34,8 @@ watermark already passed it) is applied at once.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import fields, is_dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from operators.contract.events import Event
 from operators.time.stream_items import Progress, Signal
@@ -57,6 +58,32 @@ class Domain(Protocol):
     def on_watermark(self, shard: DomainShard[Any]) -> list[Any]:
         """The watermark moved (after due timers fired): housekeeping."""
         ...
+
+
+@runtime_checkable
+class Reconfigurable(Protocol):
+    """A domain that takes today's settings when it is restored from a snapshot."""
+
+    def reconfigure(self, fresh: Any) -> tuple[str, ...]:
+        """Run on with the settings of ``fresh``, a new domain of the same shard built from the
+        current config, keeping the state (entities, timers, counts); return the settings it
+        cannot take and keeps as its state was written (empty: it took them all)."""
+        ...
+
+
+def changed_settings(old: object, new: object) -> tuple[str, ...]:
+    """The fields of two settings dataclasses that differ (all of them, ``"*"``, if they are not
+    both dataclasses of one type).
+
+    >>> from operators.customers.book import CustomerSettings
+    >>> changed_settings(CustomerSettings(1, 2, 3, 4, ()), CustomerSettings(1, 2, 3, 5, ()))
+    ('recent_views',)
+    """
+    if old == new:
+        return ()
+    if type(old) is not type(new) or not is_dataclass(old):
+        return ("*",)
+    return tuple(f.name for f in fields(old) if f.compare and getattr(old, f.name) != getattr(new, f.name))
 
 
 D = TypeVar("D", bound=Domain)
@@ -98,6 +125,15 @@ class DomainShard(Generic[D]):
     def pending(self) -> int:
         """Items an ordered shard holds until the watermark passes them."""
         return len(self._held)
+
+    def reconfigure(self, fresh: D) -> tuple[str, ...]:
+        """Restored from a snapshot: let the domain take the settings of ``fresh`` (a new domain
+        of this shard from the current config) if it can (:class:`Reconfigurable`). Returns the
+        settings fields that differ and that the domain keeps as its state was written (empty
+        when it took them all)."""
+        if isinstance(self.domain, Reconfigurable):
+            return self.domain.reconfigure(fresh)
+        return changed_settings(getattr(self.domain, "settings", None), getattr(fresh, "settings", None))
 
     def is_late(self, ts: int) -> bool:
         """True for an event time the watermark has already passed."""

@@ -159,6 +159,12 @@ class PartitionWatermark(_Watermark):
         self._seen = dict.fromkeys(self._seen, now_ms)
         self._caught_up.clear()
 
+    def reconfigure(self, fresh: PartitionWatermark) -> None:
+        """Take ``fresh``'s lateness, idle timeout and partition count (today's config); the
+        watermarks themselves only move forward from where they are."""
+        self.lateness_ms, self.idle_timeout_ms = fresh.lateness_ms, fresh.idle_timeout_ms
+        self.live_lateness_ms, self.partitions = fresh.live_lateness_ms, fresh.partitions
+
     def finish(self) -> bool:
         """The input has ended: move past the latest event time read, so that
         everything up to it is due. True if a watermark moved."""

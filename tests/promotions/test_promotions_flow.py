@@ -155,3 +155,39 @@ def test_input_batch_size_does_not_change_the_promotions(broker: EmbeddedBroker,
         run_to_end(config)
         published[batch] = read_json(config, "promotions")
     assert canonical(published["7"]) == canonical(published["1000"]) == canonical(scenario.expected)
+
+
+@pytest.mark.slow
+def test_a_rule_disabled_in_the_rules_file_between_runs_stops_firing_after_the_restart(
+    broker: EmbeddedBroker, scenario: Scenario, tmp_path: Path
+) -> None:
+    """The rules file is config, not state: a restart from recovery decides by the file as it is now."""
+    config = make_config(broker, tmp_path, partitions=2)
+    half = len(scenario.log) // 2
+    first, rest = scenario.log[:half], scenario.log[half:]
+    # Not vacuous: without the edit, cart reminders caused in the second half would be sent.
+    cause_ids = {body["event_id"] for body in rest}
+    assert any(r["rule"] == "cart_reminder" and r["cause_event_id"] in cause_ids for r in scenario.expected)
+
+    produce_events(config, first)
+    run = [sys.executable, "-m", "channelflow.cli", "run", "--until-end"]
+    assert subprocess.run(run, env=_env(config), cwd=ROOT, timeout=180).returncode == 0
+    before = {r["promotion_id"] for r in read_json(config, "promotions")}
+    assert before, "the first run publishes promotions"
+
+    rules = Path(ROOT, "config", "promotions.toml").read_text()
+    edited = tmp_path / "promotions.toml"
+    edited.write_text(rules.replace('[rules.cart_reminder]\ntrigger = "cart_abandoned"\nenabled = true',
+                                    '[rules.cart_reminder]\ntrigger = "cart_abandoned"\nenabled = false'))
+    assert edited.read_text() != rules
+    produce_events(config, rest + closing_events(scenario.end, spread=SPREAD))
+    env = _env(config, CHANNELFLOW_PROMOTIONS=str(edited))
+    assert subprocess.run(run, env=env, cwd=ROOT, timeout=180).returncode == 0
+
+    after = [r for r in read_json(config, "promotions") if r["promotion_id"] not in before]
+    assert after, "the second run publishes promotions of the other rules"
+    assert {r["rule"] for r in after} & {"birthday", "browse_nudge"}
+    assert [r for r in after if r["rule"] == "cart_reminder"] == []
+    sent_after = [d for d in read_json(config, "promotion_decisions")
+                  if d["rule"] == "cart_reminder" and d["outcome"] == "sent" and d["cause_event_id"] in cause_ids]
+    assert sent_after == []
