@@ -32,6 +32,8 @@ _PART = "part-*.sqlite3"
 STATE_FORMAT = 2
 #: The file in a recovery directory that records its state format (absent: format 1).
 FORMAT_FILE = "channelflow-state-format"
+#: The file that records the ``flow.shards`` its state was written with (entities are keyed by shard).
+SHARDS_FILE = "channelflow-shards"
 
 
 class RecoveryDirError(RuntimeError):
@@ -54,8 +56,9 @@ def _partition_info(path: Path) -> tuple[int | None, bool]:
         return None, False
 
 
-def prepare_recovery_dir(db_dir: Path, partitions: int) -> None:
-    """Make ``db_dir`` hold a complete set of recovery partitions (once, even with several local processes)."""
+def prepare_recovery_dir(db_dir: Path, partitions: int, shards: int | None = None) -> None:
+    """Make ``db_dir`` hold a complete set of recovery partitions (once, even with several local processes);
+    with ``shards``, refuse state written with another ``flow.shards``."""
     db_dir.mkdir(parents=True, exist_ok=True)
     with open(db_dir / ".init.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -69,6 +72,7 @@ def prepare_recovery_dir(db_dir: Path, partitions: int) -> None:
             held = any(held for _, held in infos)
             if complete:
                 _check_format(db_dir, held)
+                _check_shards(db_dir, held, shards)
                 return
             if held:
                 raise RecoveryDirError(
@@ -87,6 +91,7 @@ def prepare_recovery_dir(db_dir: Path, partitions: int) -> None:
             (scratch / f"part-{i}.sqlite3").rename(db_dir / f"part-{i}.sqlite3")
         scratch.rmdir()
         (db_dir / FORMAT_FILE).write_text(f"{STATE_FORMAT}\n")
+        _check_shards(db_dir, False, shards)
         log.info("created %d recovery partitions in %s", partitions, db_dir)
 
 
@@ -107,3 +112,24 @@ def _check_format(db_dir: Path, held: bool) -> None:
             f"{STATE_FORMAT}. Start afresh (the flow replays its inputs from the start) with: rm -r {db_dir}"
         )
     path.write_text(f"{STATE_FORMAT}\n")
+
+
+def _check_shards(db_dir: Path, held: bool, shards: int | None) -> None:
+    """Refuse state written with another shard count: every entity's state lives in the shard of
+    its key, so with another count most entities would find none. A directory without a record
+    (older releases) takes today's count."""
+    if shards is None:
+        return
+    path = db_dir / SHARDS_FILE
+    try:
+        found: int | None = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        found = None
+    if held and found is not None and found != shards:
+        raise RecoveryDirError(
+            f"flow.shards is {shards}, but the state in recovery directory {db_dir} was written with {found} "
+            f"shards ({path}): set flow.shards = {found} again, or start afresh (the flow replays its inputs "
+            f"from the start) with: rm -r {db_dir}"
+        )
+    if found != shards:
+        path.write_text(f"{shards}\n")

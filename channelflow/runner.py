@@ -44,7 +44,7 @@ def prepare_recovery(flow: FlowConfig) -> RecoveryConfig | None:
     """The recovery config, with the partitions created on first start (see :mod:`channelflow.recovery`)."""
     if flow.recovery_dir is None:
         return None
-    prepare_recovery_dir(flow.recovery_dir, flow.recovery_partitions)
+    prepare_recovery_dir(flow.recovery_dir, flow.recovery_partitions, flow.shards)
     return RecoveryConfig(str(flow.recovery_dir), backup_interval=timedelta(milliseconds=flow.backup_interval_ms))
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from channelflow.recovery import FORMAT_FILE, STATE_FORMAT, RecoveryDirError, prepare_recovery_dir
+from channelflow.recovery import (
+    FORMAT_FILE,
+    SHARDS_FILE,
+    STATE_FORMAT,
+    RecoveryDirError,
+    prepare_recovery_dir,
+)
 from channelflow.summary import run_summary
 
 
@@ -67,3 +73,18 @@ def test_the_end_of_run_summary_reads_the_flow_metrics() -> None:
     text = run_summary()
     assert text.splitlines()[0].startswith("records written: ")
     assert "dead letters: " in text and "duplicates dropped: " in text and "late events (applied): " in text
+
+
+def test_state_written_with_another_shard_count_is_refused_naming_the_key(tmp_path: Path) -> None:
+    db_dir = tmp_path / "rec"
+    prepare_recovery_dir(db_dir, 2, shards=8)
+    assert (db_dir / SHARDS_FILE).read_text().strip() == "8"
+    prepare_recovery_dir(db_dir, 2, shards=16)  # no state yet: the new count is recorded
+    with sqlite3.connect(db_dir / "part-0.sqlite3") as db:
+        db.execute("INSERT INTO commits (part_index, commit_epoch) VALUES (0, 7)")
+    prepare_recovery_dir(db_dir, 2, shards=16)  # the count it was written with: resumed
+    with pytest.raises(RecoveryDirError, match=f"flow.shards is 8, .* written with 16 .*rm -r {db_dir}"):
+        prepare_recovery_dir(db_dir, 2, shards=8)
+    (db_dir / SHARDS_FILE).unlink()  # as written by a release before the count was recorded
+    prepare_recovery_dir(db_dir, 2, shards=8)
+    assert (db_dir / SHARDS_FILE).read_text().strip() == "8"
