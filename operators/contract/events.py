@@ -334,7 +334,10 @@ def _required(obj: Mapping[str, Any], name: str, where: str = "") -> Any:
 
 
 def _string(obj: Mapping[str, Any], name: str, where: str = "", *, required: bool = True, max_len: int = 256) -> str:
-    value = _required(obj, name, where) if required else obj.get(name)
+    value: Any = obj.get(name)
+    if type(value) is str and 0 < len(value) <= max_len:  # the valid case, decided at once
+        return value
+    value = _required(obj, name, where) if required else value
     if not isinstance(value, str):
         raise _Invalid("wrong_type", f"field '{where}{name}': expected string, got {_kind(value)}")
     if not 1 <= len(value) <= max_len:
@@ -349,6 +352,9 @@ def _optional_string(obj: Mapping[str, Any], name: str, where: str = "") -> str 
 
 
 def _integer(obj: Mapping[str, Any], name: str, where: str = "", *, minimum: int, maximum: int) -> int:
+    value: Any = obj.get(name)
+    if type(value) is int and minimum <= value <= maximum:  # the valid case, decided at once
+        return value
     value = _required(obj, name, where)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid("wrong_type", f"field '{where}{name}': expected integer, got {_kind(value)}")
@@ -364,7 +370,14 @@ def _qty(obj: Mapping[str, Any], where: str = "") -> int:
 
 
 def _money(obj: Mapping[str, Any], name: str, where: str = "", *, required: bool = True) -> float:
-    if not required and obj.get(name) is None:
+    value: Any = obj.get(name)
+    kind = type(value)
+    # The valid cases, decided at once (NaN and infinities fail the range test and take the long way).
+    if (kind is int and 0 <= value < MONEY_LIMIT) or (
+        kind is float and 0 <= value < MONEY_LIMIT and round(value, 3) == value
+    ):
+        return value
+    if not required and value is None:
         return 0
     value = _required(obj, name, where)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
