@@ -92,14 +92,14 @@ PRIOR = "recency_prior"
 class ChurnScores:
     """The churn model's stage: scores out, labelled examples in."""
 
+    #: Settings the learnt model was built with: kept on a restore (a new model starts from nothing).
+    KEPT_ON_RESTORE = ("model", "horizon_days", "window_days")
+
     def __init__(self, settings: ScoreSettings) -> None:
         self.settings = settings
         self.model = ChurnModel(settings.model, settings.horizon_days, settings.window_days)
         # customer key -> (score, segment, from the model (not the prior), event time) of its last record
         self.published: dict[str, tuple[float, str, bool, int]] = {}
-
-    #: Settings the learnt model was built with: kept on a restore (a new model starts from nothing).
-    KEPT_ON_RESTORE = ("model", "horizon_days", "window_days")
 
     def reconfigure(self, fresh: ChurnScores) -> tuple[str, ...]:
         """Restored from a snapshot: publish by today's thresholds (``fresh``'s settings), keeping

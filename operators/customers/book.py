@@ -22,7 +22,7 @@ applies what it receives in ``(ts, id)`` order whatever the order it is sent.
 Anonymous devices (``device:`` keys) have profiles but no scores.
 
 >>> from operators.contract.events import Event
->>> from operators.time.shard import DomainShard, changed_settings
+>>> from operators.time.shard import DomainShard
 >>> book = CustomerBook(CustomerSettings(horizon_ms=10, tick_ms=5, device_ttl_ms=100, recent_views=5,
 ...                                      tiers=(("bronze", 0),)))
 >>> shard = DomainShard(None, upstreams=1)  # the book only uses the shard's timers
@@ -92,6 +92,9 @@ def kind_of(key: str) -> str:
 class CustomerBook:
     """Profiles of one shard, their churn snapshots and labels; a shard's domain or part of one."""
 
+    #: Settings that the pending churn snapshots and their timers were made with: kept on a restore.
+    KEPT_ON_RESTORE = ("horizon_ms", "tick_ms")
+
     def __init__(self, settings: CustomerSettings) -> None:
         self.settings = settings
         self.profiles: dict[str, CustomerProfile] = {}
@@ -99,9 +102,6 @@ class CustomerBook:
         # key -> (tick numbers (ts // tick) of its pending snapshots, ascending; their float32 features)
         self.pending: dict[str, tuple[array, array]] = {}
         self._pending = 0  # snapshots in self.pending
-
-    #: Settings that the pending churn snapshots and their timers were made with: kept on a restore.
-    KEPT_ON_RESTORE = ("horizon_ms", "tick_ms")
 
     def reconfigure(self, fresh: CustomerBook) -> tuple[str, ...]:
         """Restored from a snapshot: take ``fresh``'s settings (today's config) but the churn
