@@ -282,6 +282,21 @@ class Inventory:
         self._network: Counter[str] = Counter()  # sku -> sum of positive availability
         self.counters: Counter[str] = Counter()
 
+    def reconfigure(self, fresh: Inventory) -> tuple[str, ...]:
+        """Restored from a snapshot: take today's ``[inventory]`` and ``[[locations]]`` (``fresh``'s
+        settings), keeping every ledger, order and reservation.
+
+        Network totals are worked out again with the new safety stock. A position whose level
+        (ok, low, out) moves with the new safety stock or threshold is reported with its next
+        change: the alert then says so, and the per-location counts follow.
+        """
+        self.settings = fresh.settings
+        network: Counter[str] = Counter()
+        for sku, _location, position in self.positions():
+            network[sku] += max(0, position.available)
+        self._network = network
+        return ()
+
     # -- queries
 
     def position(self, sku: str, location_id: str) -> Position | None:

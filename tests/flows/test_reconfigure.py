@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from flows import steps
+from operators.anomalies.domain import Anomalies, AnomalySettings
 from operators.churn.scores import ChurnScores, ScoreSettings
 from operators.contract.events import Event
 from operators.customers.book import CustomerBook, CustomerSettings
 from operators.inventory.domain import Inventory, InventorySettings
+from operators.locations import Location
 from operators.promotions.domain import Promotions
 from operators.promotions.examples import activity, customer, example_settings
 from operators.time.stream_items import Marker, Output, Progress, Signal
@@ -125,14 +127,44 @@ def test_churn_scores_take_new_thresholds_and_keep_the_learnt_model() -> None:
     assert scores.model is model and scores.settings == replace(settings, at_risk=0.6)
 
 
-def test_a_stage_that_cannot_take_its_settings_keeps_them_and_says_which(caplog: pytest.LogCaptureFixture) -> None:
-    # Inventory keeps running counts that depend on its thresholds: a new threshold would not match them.
-    def stage(threshold: int) -> steps.RunDomain:
-        settings = InventorySettings(low_stock_threshold=threshold)
-        return steps.RunDomain(lambda shard: Inventory(settings, shard, 1), upstreams=1, name="inventory")
+def _inventory(safety: int) -> steps.RunDomain:
+    settings = InventorySettings(locations=(Location("W1", "warehouse"),),
+                                 safety_stock_by_type={"store": 0, "warehouse": safety})
+    return steps.RunDomain(lambda shard: Inventory(settings, shard, 1), upstreams=1, name="inventory")
 
-    received = Event("e1", "stock_received", "inventory", NOON, {"location_id": "W1", "sku": "MUG", "qty": 5})
-    snapshot, _ = _run(stage(5), None, [received])
+
+def _stock(event_id: str, ts: int, kind: str, **body: Any) -> Event:
+    return Event(event_id, kind, "inventory", ts, {"location_id": "W1", "sku": "MUG", **body})
+
+
+def _records(outputs: list[Any]) -> list[dict[str, Any]]:
+    return [o.value for o in outputs if isinstance(o, Output) and o.topic == "inventory_updates"]
+
+
+def test_inventory_takes_todays_safety_stock_after_a_restart() -> None:
+    snapshot, outputs = _run(_inventory(safety=2), None, [_stock("e1", NOON, "stock_received", qty=10)])
+    assert [(r["record"], r.get("alert"), r["available"]) for r in _records(outputs)] == [
+        ("stock", None, 8), ("alert", "back_in_stock", 8)]
+    adjusted = [_stock("e2", NOON + 1, "stock_adjusted", delta=-1)]
+
+    _, same = _run(_inventory(safety=2), snapshot, adjusted)
+    _, edited = _run(_inventory(safety=9), snapshot, adjusted)
+
+    assert [(r["record"], r["available"], r["network_available"]) for r in _records(same)] == [("stock", 7, 7)]
+    # Availability and network totals by the new safety stock; the level it moved to is reported now.
+    assert [(r["record"], r.get("alert"), r["available"], r["network_available"]) for r in _records(edited)] == [
+        ("stock", None, 0, 0), ("alert", "out_of_stock", 0, 0)]
+
+
+def test_a_stage_that_cannot_take_its_settings_keeps_them_and_says_which(caplog: pytest.LogCaptureFixture) -> None:
+    # Anomaly windows and detectors are built with their settings: a new window length would not match them.
+    def stage(window_ms: int) -> steps.RunDomain:
+        settings = AnomalySettings(window_ms=window_ms)
+        return steps.RunDomain(lambda shard: Anomalies(settings, shard, 1), upstreams=1, ordered=True,
+                               name="anomaly")
+
+    view = Event("e1", "page_view", "clickstream", NOON, {"channel": "web", "session_id": "s1", "anonymous_id": "a"})
+    snapshot, _ = _run(stage(15 * 60_000), None, [view])
     with caplog.at_level(logging.WARNING, logger="channelflow"):
-        _run(stage(2), snapshot, [Progress(0, NOON + 1)])
-    assert "'inventory'" in caplog.text and "low_stock_threshold" in caplog.text
+        _run(stage(5 * 60_000), snapshot, [Progress(0, NOON + 1)])
+    assert "'anomaly'" in caplog.text and "window_ms" in caplog.text
