@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from channelflow.broker import EmbeddedBroker
 from channelflow.recovery import (
     FORMAT_FILE,
     SHARDS_FILE,
@@ -15,6 +18,9 @@ from channelflow.recovery import (
     prepare_recovery_dir,
 )
 from channelflow.summary import run_summary
+from tests.conftest import make_config
+from tests.flow_harness import closing_events, produce_events
+from tests.flows.test_cluster import ROOT, _env
 
 
 def _parts(db_dir: Path) -> list[str]:
@@ -88,3 +94,20 @@ def test_state_written_with_another_shard_count_is_refused_naming_the_key(tmp_pa
     (db_dir / SHARDS_FILE).unlink()  # as written by a release before the count was recorded
     prepare_recovery_dir(db_dir, 2, shards=8)
     assert (db_dir / SHARDS_FILE).read_text().strip() == "8"
+
+
+@pytest.mark.integration
+def test_a_run_with_another_shard_count_stops_naming_the_key(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """A real run writes state with 8 shards; the next one, with 4, stops before it reads anything."""
+    config = make_config(broker, tmp_path, partitions=1)
+    produce_events(config, closing_events(1_795_348_800_000))
+    run = [sys.executable, "-m", "channelflow.cli", "run", "--until-end"]
+    first = subprocess.run(run, env=_env(config), cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert first.returncode == 0, first.stderr
+    assert config.flow.recovery_dir is not None and (config.flow.recovery_dir / SHARDS_FILE).read_text().strip() == "8"
+
+    again = subprocess.run(run, env=_env(config, CHANNELFLOW_FLOW__SHARDS="4"), cwd=ROOT, capture_output=True,
+                           text=True, timeout=180, check=False)  # fmt: skip
+    assert again.returncode == 2, again.stderr
+    assert "flow.shards is 4" in again.stderr and "written with 8" in again.stderr
+    assert "Traceback" not in again.stderr
