@@ -27,6 +27,8 @@ from zoneinfo import available_timezones
 
 import orjson
 
+from operators.state.pickling import pickled_as_call
+
 __all__ = [
     "ERROR_CODES",
     "INPUT_TOPICS",
@@ -114,6 +116,7 @@ _RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([
 _BOM = b"\xef\xbb\xbf"
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Event:
     """A valid input event.

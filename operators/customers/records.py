@@ -18,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from operators.contract.events import Event
+from operators.state.pickling import pickled_as_call
 
 #: Messaging channels a customer can consent to; ``till`` is the fourth promotion channel.
 CHANNELS = ("email", "push", "sms")
 #: Key prefix of a loyalty card that is not linked to an account.
 LOYALTY_PREFIX = "loyalty:"
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class CustomerFacts:
     """A customer's profile as promotions see it.

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from operators.contract.events import Event
 from operators.contract.money import to_millis
 from operators.promotions.inputs import PURCHASE_TYPES
+from operators.state.pickling import pickled_as_call
 
 __all__ = [
     "GROUPS",
@@ -52,6 +53,7 @@ __all__ = [
 GROUPS = ("treated", "holdout")
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class OpenPromotion:
     """A recorded promotion that can still be converted."""

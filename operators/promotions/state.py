@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from operators.promotions.attribution import OpenPromotion
 from operators.promotions.inputs import CustomerFacts
 from operators.promotions.policy import Candidate, ContactHistory
+from operators.state.pickling import pickled_as_call
 
 __all__ = ["Armed", "Customer", "Pending", "Recipient"]
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Armed:
     """The payload of a rule timer: the trigger instance it will fire."""

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from operators.contract.events import Event
+from operators.state.pickling import pickled_as_call
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Marker:
     """Input partition ``source`` (``topic:partition``) has delivered events up to ``ts``.
@@ -35,6 +37,7 @@ class Arrival(NamedTuple):
     high: int
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Progress:
     """Shard ``shard`` of stage ``stage`` has forwarded everything up to ``watermark``.
@@ -51,6 +54,7 @@ class Progress:
     live: int | None = None
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A record a domain stage publishes on its named ``stream``, routed by ``key``.
@@ -70,6 +74,7 @@ class Signal:
     body: Any
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Output:
     """A record for an output topic: logical topic name, Kafka key and JSON value.
