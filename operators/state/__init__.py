@@ -1,0 +1,1 @@
+"""How domain state is stored: what a recovery snapshot pickles, and how fast."""
