@@ -41,7 +41,7 @@ customer. Erasure drops the customer's last record and confirms on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,7 +50,7 @@ from operators.churn.features import FEATURES, WIDTH
 from operators.churn.model import RECENCY, ChurnModel
 from operators.contract.dead_letter import iso_ms
 from operators.customers.signals import Erase, Example, Retired, Snapshot, TickSnapshots
-from operators.time.shard import DomainShard, changed_settings
+from operators.time.shard import DomainShard, take_settings
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer
 
@@ -104,8 +104,7 @@ class ChurnScores:
     def reconfigure(self, fresh: ChurnScores) -> tuple[str, ...]:
         """Restored from a snapshot: publish by today's thresholds (``fresh``'s settings), keeping
         the learnt model and the settings it was built with; return those that differ (kept)."""
-        kept = tuple(name for name in changed_settings(self.settings, fresh.settings) if name in self.KEPT_ON_RESTORE)
-        self.settings = replace(fresh.settings, **{name: getattr(self.settings, name) for name in kept})
+        self.settings, kept = take_settings(self.settings, fresh.settings, self.KEPT_ON_RESTORE)
         return kept
 
     def segment(self, risk: float) -> str:

@@ -39,7 +39,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from zlib import crc32
 
@@ -57,7 +57,7 @@ from operators.customers.signals import (
     Snapshots,
     TickSnapshots,
 )
-from operators.time.shard import DomainShard, changed_settings
+from operators.time.shard import DomainShard, take_settings
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
 from operators.time.units import DAY_MS
@@ -107,8 +107,7 @@ class CustomerBook:
         """Restored from a snapshot: take ``fresh``'s settings (today's config) but the churn
         horizon and tick, which the pending snapshots were taken with; return those of them that
         differ (kept)."""
-        kept = tuple(name for name in changed_settings(self.settings, fresh.settings) if name in self.KEPT_ON_RESTORE)
-        self.settings = replace(fresh.settings, **{name: getattr(self.settings, name) for name in kept})
+        self.settings, kept = take_settings(self.settings, fresh.settings, self.KEPT_ON_RESTORE)
         return kept
 
     def on_timer(self, timer: Timer[Any], shard: DomainShard[Any]) -> list[Signal] | None:

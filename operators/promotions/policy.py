@@ -322,12 +322,16 @@ class DeliveryPolicy:
     def __init__(self, settings: PromotionSettings) -> None:
         self.settings = settings
         self.budget = DailyBudget()
-        caps = settings.policy.frequency_caps
-        self.keep_ms = max((cap.window_ms for channel in caps.values() for cap in channel), default=0)
+
+    @property
+    def keep_ms(self) -> int:
+        """How long a customer's contacts are remembered: the longest frequency-cap window."""
+        caps = self.settings.policy.frequency_caps
+        return max((cap.window_ms for channel in caps.values() for cap in channel), default=0)
 
     def reconfigure(self, fresh: DeliveryPolicy) -> None:
         """Take ``fresh``'s settings (today's rules file); the budgets spent today are kept."""
-        self.settings, self.keep_ms = fresh.settings, fresh.keep_ms
+        self.settings = fresh.settings
 
     def decide(self, now: int, facts: CustomerFacts, history: ContactHistory,
                candidates: Iterable[Candidate]) -> Decision:

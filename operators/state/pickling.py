@@ -35,20 +35,12 @@ def pickled_as_call(cls: T) -> T:
     Every field must be an ``__init__`` argument, so the call rebuilds the object exactly.
     """
     names = tuple(f.name for f in fields(cls))
-    if any(not f.init for f in fields(cls)):
-        raise TypeError(f"{cls.__qualname__}: every field must be an __init__ argument to be pickled as a call")
-    values = attrgetter(*names)
+    if len(names) < 2 or any(not f.init for f in fields(cls)):
+        raise TypeError(f"{cls.__qualname__}: needs two or more fields, all __init__ arguments, to be pickled as a call")
+    values = attrgetter(*names)  # with two or more names, a tuple of the values
 
-    if len(names) == 1:
+    def reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(self)
 
-        def reduce_one(self: Any) -> tuple[type, tuple[Any, ...]]:
-            return cls, (values(self),)
-
-        cls.__reduce__ = reduce_one  # type: ignore[assignment]
-    else:
-
-        def reduce(self: Any) -> tuple[type, tuple[Any, ...]]:
-            return cls, values(self)
-
-        cls.__reduce__ = reduce  # type: ignore[assignment]
+    cls.__reduce__ = reduce  # type: ignore[assignment]
     return cls

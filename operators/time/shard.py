@@ -34,7 +34,7 @@ watermark already passed it) is applied at once.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from operators.contract.events import Event
@@ -86,7 +86,20 @@ def changed_settings(old: object, new: object) -> tuple[str, ...]:
     return tuple(f.name for f in fields(old) if f.compare and getattr(old, f.name) != getattr(new, f.name))
 
 
+def take_settings(old: S, new: S, kept_fields: tuple[str, ...]) -> tuple[S, tuple[str, ...]]:
+    """``new`` settings, but for ``kept_fields`` (those a domain's state was built with) as in
+    ``old``; and which of those differ (kept).
+
+    >>> from operators.customers.book import CustomerSettings
+    >>> take_settings(CustomerSettings(1, 2, 3, 4, ()), CustomerSettings(9, 2, 3, 5, ()), ("horizon_ms",))
+    (CustomerSettings(horizon_ms=1, tick_ms=2, device_ttl_ms=3, recent_views=5, tiers=(), learn_every=1), ('horizon_ms',))
+    """
+    kept = tuple(name for name in changed_settings(old, new) if name in kept_fields)
+    return replace(new, **{name: getattr(old, name) for name in kept}), kept  # type: ignore[type-var]
+
+
 D = TypeVar("D", bound=Domain)
+S = TypeVar("S")
 
 
 Item = Event | Signal
