@@ -7,6 +7,7 @@ advance the watermark. For scripts that measure a domain on a lot of history
 
 >>> from flows.local import LocalFlow
 >>> from operators.contract.events import Event
+from operators.state.store import EntityStore
 >>> from tests.flow_harness import probe_spec
 >>> flow = LocalFlow([probe_spec(delay_ms=10)], shards=2)
 >>> flow.push(Event("e1", "search", "clickstream", 100, {}))
@@ -18,11 +19,13 @@ advance the watermark. For scripts that measure a domain on a lot of history
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from flows.domain_spec import DomainSpec, upstreams
 from flows.topology import EVENTS, SEQUENCE
 from operators.contract.events import Event
+from operators.state.store import EntityStore
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Progress, Signal
 
@@ -49,6 +52,27 @@ class LocalFlow:
             for stream in spec.reads:
                 self._readers.setdefault(stream, []).append(spec)
         self.outputs: list[Output] = []
+        self.stores: dict[tuple[str, int], EntityStore] = {}
+
+    def snapshot(self, folder: Path) -> dict[tuple[str, int], bytes]:
+        """Every shard's recovery snapshot (its header; entries go to stores in ``folder``)."""
+        headers = {}
+        for stage, shards in self.shards.items():
+            for k, shard in enumerate(shards):
+                store = self.stores.get((stage, k))
+                if store is None:
+                    store = self.stores[stage, k] = EntityStore(folder / f"{stage}-{k}.sqlite3")
+                headers[stage, k] = store.snapshot(shard)
+        return headers
+
+    def restore(self, folder: Path, headers: dict[tuple[str, int], bytes]) -> None:
+        """Replace every shard by what its snapshot in ``headers`` restores, as a restarted process would."""
+        for store in self.stores.values():
+            store.close()
+        self.stores = {}
+        for (stage, k), header in headers.items():
+            store = self.stores[stage, k] = EntityStore(folder / f"{stage}-{k}.sqlite3")
+            self.shards[stage][k] = store.restore(header)
 
     def domains(self, stage: str) -> list[Any]:
         """The domain state of every shard of ``stage``."""

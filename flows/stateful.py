@@ -1,24 +1,31 @@
 """The stateful steps of the flow, on Bytewax's ``stateful`` operator with snapshots of our own.
 
 Bytewax's ``stateful_flat_map`` deep-copies every touched key's state at every
-epoch, with recovery on or off. Here a shard's snapshot is its pickled bytes
-when recovery is on (what Bytewax would store anyway, without the deep copy)
-and nothing when it is off. The logic takes a whole batch of a key's values
+epoch, with recovery on or off. Here a shard's snapshot is nothing when
+recovery is off, and when it is on a small header: the entries that changed
+since the previous snapshot go to the shard's own store beside Bytewax's
+recovery partitions (:mod:`operators.state.store`), so a snapshot costs what
+changed, not the whole state. The logic takes a whole batch of a key's values
 per call (``StatefulBatchLogic``), not one call per value. :func:`keyed_stage`
 keeps the step id that ``stateful_flat_map`` gave
-(``<step>.stateful.stateful_batch``), so recovery state written by earlier
-versions is found, and its builders accept both snapshot forms.
+(``<step>.stateful.stateful_batch``).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from operators.state.store import EntityStore, StoreError, header_store
+
+#: The folder in ``flow.recovery_dir`` that holds the shards' entity stores.
+ENTITIES_DIR = "entities"
 
 V = TypeVar("V")
 W = TypeVar("W")
@@ -40,11 +47,32 @@ def stateful(
     return op.stateful_batch("stateful_batch", up, builder)
 
 
-def freeze(state: object, snapshots: bool) -> bytes | None:
-    """A shard's snapshot: its pickled bytes, or None when recovery is off."""
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if snapshots else None
+@dataclass(frozen=True)
+class Snapshots:
+    """Where a stage's shards store their snapshots' entries (``folder`` None: recovery is off,
+    no snapshots); see :mod:`operators.state.store`."""
+
+    folder: Path | None
+    stage: str
+
+    def open(self, shard: int) -> EntityStore | None:
+        """A fresh shard's store (emptied: no snapshot of it was committed), or None without recovery."""
+        if self.folder is None:
+            return None
+        store = EntityStore(self.folder / f"{self.stage}-{shard}.sqlite3")
+        store.reset()
+        return store
+
+    def thaw(self, resume: object) -> tuple[Any, EntityStore | None]:
+        """The state a snapshot header holds and the store it was read from; (None, None) for none."""
+        if resume is None:
+            return None, None
+        if self.folder is None or not isinstance(resume, bytes):
+            raise StoreError(f"stage {self.stage!r}: a snapshot to resume from, but no entity store to read it with")
+        store = EntityStore(self.folder / header_store(resume))
+        return store.restore(resume), store
 
 
-def thaw(resume: object) -> Any:
-    """The state a snapshot holds (bytes from :func:`freeze`, or an object from an earlier version)."""
-    return pickle.loads(resume) if isinstance(resume, bytes) else resume
+def freeze(state: object, store: EntityStore | None) -> bytes | None:
+    """A shard's snapshot: its header, what changed written to its store (None without recovery)."""
+    return None if store is None or state is None else store.snapshot(state)

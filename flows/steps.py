@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property
+from pathlib import Path
 from typing import Any, TypeGuard
 
 import orjson
@@ -25,12 +26,13 @@ from bytewax.operators import StatefulBatchLogic
 from flows import metrics
 from flows.health import HEALTH
 from flows.kafka_source import STOP, CaughtUp, SourceMessage
-from flows.stateful import freeze, thaw
+from flows.stateful import Snapshots, freeze
 from flows.topology import EVENTS
 from operators.contract.dead_letter import MAX_OUTPUT_BYTES, dead_letter
 from operators.contract.events import Event, Limits, Rejection, parse
 from operators.contract.kpis import kpi_of
 from operators.contract.money import from_millis
+from operators.state.store import EntityStore
 from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
 from operators.time.sharding import shard_key, shard_of
@@ -167,11 +169,15 @@ class Sequence:
     dedupe_horizon_ms: int
     partitions: int
     stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
-    snapshots: bool = True  # recovery on: see flows.stateful
+    state_dir: Path | None = None  # where snapshots keep their entries; None: recovery off (flows.stateful)
     live_lateness_ms: int | None = None  # None: the same as lateness_ms
 
+    @property
+    def snapshots(self) -> Snapshots:
+        return Snapshots(self.state_dir, "sequence")
+
     def __call__(self, resume: object) -> SequenceLogic:
-        return SequenceLogic(self, thaw(resume))
+        return SequenceLogic(self, *self.snapshots.thaw(resume))
 
     @property
     def tick_ms(self) -> int:
@@ -196,9 +202,10 @@ RETAIN = StatefulBatchLogic.RETAIN
 class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], SequencedItem, "bytes | None"]):
     """One sequence shard's Bytewax logic (see :class:`Sequence`)."""
 
-    def __init__(self, step: Sequence, state: Sequencer | None) -> None:
+    def __init__(self, step: Sequence, state: Sequencer | None, store: EntityStore | None) -> None:
         self.step = step
         self.state = state
+        self.store = store
         self.tick_ms = step.tick_ms
         if state is not None:
             state.resume(_now_ms())
@@ -211,6 +218,7 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
             state = self.state
             if state is None:
                 state = self.state = self.step.new_shard(shard)
+                self.store = self.step.snapshots.open(shard)
             if isinstance(item, Marker):
                 out.extend(self._emit(state.advance(item)))
                 continue
@@ -241,7 +249,7 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
         return datetime.now(timezone.utc) + timedelta(milliseconds=self.tick_ms)
 
     def snapshot(self) -> bytes | None:
-        return freeze(self.state, self.step.snapshots)
+        return freeze(self.state, self.store)
 
     def _emit(self, progress: Progress | None) -> list[SequencedItem]:
         if progress is None:
@@ -333,12 +341,16 @@ class RunDomain:
     ordered: bool = False
     stage: str | None = None
     listened: frozenset[str] = frozenset()
-    snapshots: bool = True
+    state_dir: Path | None = None  # where snapshots keep their entries; None: recovery off (flows.stateful)
     live: bool = False  # follows the first stage's live watermark (Progress.live)
-    name: str = ""  # the stage's name, for logs
+    name: str = ""  # the stage's name, for logs and its snapshots' store
+
+    @property
+    def snapshots(self) -> Snapshots:
+        return Snapshots(self.state_dir, self.name)
 
     def __call__(self, resume: object) -> DomainLogic:
-        return DomainLogic(self, thaw(resume))
+        return DomainLogic(self, *self.snapshots.thaw(resume))
 
     def apply(
         self, state: DomainShard[Any] | None, values: list[tuple[int, StageItem]]
@@ -368,20 +380,25 @@ class RunDomain:
 class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | Progress", "bytes | None"]):
     """One domain shard's Bytewax logic (see :class:`RunDomain`)."""
 
-    def __init__(self, run: RunDomain, state: DomainShard[Any] | None) -> None:
+    def __init__(self, run: RunDomain, state: DomainShard[Any] | None, store: EntityStore | None) -> None:
         self.run = run
         self.state = state
+        self.store = store
         self._restored = state is not None  # takes today's settings with its first batch (its shard number)
 
     def on_batch(self, values: list[tuple[int, StageItem]]) -> tuple[list[Output | Signal | Progress], bool]:
-        if self._restored and self.state is not None and values:
-            self._restored = False
-            note_kept(self.run.name, self.state.reconfigure(self.run.make_domain(values[0][0])))
+        if values and (self._restored or self.state is None):
+            shard = values[0][0]
+            if self._restored and self.state is not None:
+                self._restored = False
+                note_kept(self.run.name, self.state.reconfigure(self.run.make_domain(shard)))
+            elif self.store is None:
+                self.store = self.run.snapshots.open(shard)
         self.state, outputs = self.run.apply(self.state, values)
         return outputs, RETAIN
 
     def snapshot(self) -> bytes | None:
-        return freeze(self.state, self.run.snapshots)
+        return freeze(self.state, self.store)
 
 
 _KEPT_LOGGED: set[tuple[str, tuple[str, ...]]] = set()

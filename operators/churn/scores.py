@@ -50,6 +50,7 @@ from operators.churn.features import FEATURES, WIDTH
 from operators.churn.model import RECENCY, ChurnModel
 from operators.contract.dead_letter import iso_ms
 from operators.customers.signals import Erase, Example, Retired, Snapshot, TickSnapshots
+from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard, take_settings
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer
@@ -99,7 +100,7 @@ class ChurnScores:
         self.settings = settings
         self.model = ChurnModel(settings.model, settings.horizon_days, settings.window_days)
         # customer key -> (score, segment, from the model (not the prior), event time) of its last record
-        self.published: dict[str, tuple[float, str, bool, int]] = {}
+        self.published: TrackedDict[str, tuple[float, str, bool, int]] = TrackedDict()
 
     def reconfigure(self, fresh: ChurnScores) -> tuple[str, ...]:
         """Restored from a snapshot: publish by today's thresholds (``fresh``'s settings), keeping

@@ -12,13 +12,13 @@ labels) and tells the churn stage what to score and learn.
 >>> customers = Customers(CustomerSettings(90, 7, 30, 5, (("bronze", 0),)))
 >>> shard = DomainShard(customers, upstreams=1)
 >>> consent = Event("e1", "consent_changed", "customers", 1, {"customer_id": "C1", "marketing": True})
->>> customers.on_event(Signal("customer_events", "C1", 1, "e1", Resolved("C1", consent)), shard)
-[]
+>>> [s.stream for s in customers.on_event(Signal("customer_events", "C1", 1, "e1", Resolved("C1", consent)), shard)]
+['customer_activity']
 >>> customers.book.profiles["C1"].marketing_consent
 True
 >>> [s.body for s in customers.on_event(Signal("customer_events", "C1", 2, "e2", Erase("C1", "e2")), shard)]
-[Erase(customer_id='C1', cause_event_id='e2')]
->>> customers.book.profiles
+[Erase(customer_id='C1', cause_event_id='e2'), Erasure(customer_key='C1', ts=2, cause_event_id='e2')]
+>>> dict(customers.book.profiles)
 {}
 """
 

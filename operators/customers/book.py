@@ -57,6 +57,7 @@ from operators.customers.signals import (
     Snapshots,
     TickSnapshots,
 )
+from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard, take_settings
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
@@ -97,10 +98,10 @@ class CustomerBook:
 
     def __init__(self, settings: CustomerSettings) -> None:
         self.settings = settings
-        self.profiles: dict[str, CustomerProfile] = {}
+        self.profiles: TrackedDict[str, CustomerProfile] = TrackedDict(mutable=True)
         self.kinds: Counter[str] = Counter()  # profiles by kind_of(key), kept as profiles come and go
         # key -> (tick numbers (ts // tick) of its pending snapshots, ascending; their float32 features)
-        self.pending: dict[str, tuple[array, array]] = {}
+        self.pending: TrackedDict[str, tuple[array, array]] = TrackedDict(mutable=True)
         self._pending = 0  # snapshots in self.pending
 
     def reconfigure(self, fresh: CustomerBook) -> tuple[str, ...]:
@@ -270,6 +271,7 @@ class CustomerBook:
                     signals.append(Signal(CUSTOMER_SNAPSHOTS, SNAPSHOT_KEY, ts, f"label:{tick}:{key}", example))
                 del ticks[0], packed[:WIDTH]
                 self._pending -= 1
+            self.pending.touch(key)  # changed in place, reached by iterating
             if not ticks:
                 done.append(key)
         for key in done:

@@ -31,7 +31,7 @@ linked or not, so state stays bounded.
 >>> [s.body.alias for s in identity.on_event(Event("e2", "login", "clickstream", 2, {**click, "customer_id": "C1"}), shard)
 ...  if isinstance(s.body, Merge)]
 ['device:a1']
->>> identity.links
+>>> dict(identity.links)
 {'device:a1': 'C1'}
 """
 
@@ -52,6 +52,7 @@ from operators.customers.signals import (
     Resolved,
     Retired,
 )
+from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Signal
@@ -103,7 +104,7 @@ class Identity:
         self.shard = shard
         self.shards = shards
         self.book = CustomerBook(settings)
-        self.links: dict[str, str] = {}  # alias key -> account id
+        self.links: TrackedDict[str, str] = TrackedDict()  # alias key -> account id
 
     def reconfigure(self, fresh: Identity) -> tuple[str, ...]:
         """Restored from a snapshot: the book takes today's settings (see :meth:`CustomerBook.reconfigure`)."""

@@ -51,6 +51,7 @@ from operators.promotions.rules import PromotionSettings, Rule
 from operators.promotions.state import Armed, Customer
 from operators.promotions.triggers import REGISTRY, timer_owner
 from operators.promotions.triggers.base import ActivityChange
+from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Output, Signal
@@ -110,9 +111,9 @@ class Promotions:
         self.shard = shard
         self.shards = shards
         self.gate = PromotionGate(settings) if local_gate else None
-        self._customers: dict[str, Customer] = {}
+        self._customers: TrackedDict[str, Customer] = TrackedDict(mutable=True)
         self._levels: dict[str, int] = {}  # sku -> network availability, kept while at or below a threshold
-        self._in_cart: dict[str, dict[str, None]] = {}  # sku -> customers with it in their cart
+        self._in_cart: TrackedDict[str, dict[str, None]] = TrackedDict(mutable=True)  # sku -> customers with it in their cart
         # What the item or timer being applied has produced so far, and its order (for the signals').
         self._out: list[Output | Signal] = []
         self._origin = ""

@@ -44,6 +44,7 @@ from operators.promotions.rules import PromotionSettings
 from operators.promotions.state import Pending, Recipient
 from operators.promotions.triggers.back_in_stock import WAITLIST_TIMER, Waitlists
 from operators.promotions.triggers.base import human_duration
+from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer, TimerQueue
@@ -166,7 +167,7 @@ class PromotionGate:
     def __init__(self, settings: PromotionSettings) -> None:
         self.settings = settings
         self.policy = DeliveryPolicy(settings)
-        self._recipients: dict[str, Recipient] = {}
+        self._recipients: TrackedDict[str, Recipient] = TrackedDict(mutable=True)
         self._waitlists = Waitlists()
         self.counts = PromotionCounts()
 

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from operators.state.tracked import TrackedDict
+
 P = TypeVar("P")
 
 
@@ -43,7 +45,7 @@ class TimerQueue(Generic[P]):
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, str, int]] = []
-        self._live: dict[str, tuple[int, int, P]] = {}
+        self._live: TrackedDict[str, tuple[int, int, P]] = TrackedDict()  # stored by what changed
         self._seq = 0
 
     def schedule(self, key: str, deadline: int, payload: P) -> None:

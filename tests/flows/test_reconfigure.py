@@ -9,7 +9,9 @@ flow says so in a warning naming them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,12 +30,25 @@ from operators.time.stream_items import Marker, Output, Progress, Signal
 NOON = 1_795_348_800_000  # 2026-11-22T12:00Z
 HOUR = 3_600_000
 CART = {"trigger": "cart_abandoned", "delay": "1h", "offer": {"kind": "percent_off", "value": 10}}
+STATE_DIR: list[Path] = []  # the test's folder for the snapshots' entity stores
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path) -> Iterator[None]:
+    STATE_DIR.append(tmp_path)
+    yield
+    STATE_DIR.clear()
+
+
+def _stores() -> Path:
+    return STATE_DIR[-1]
 
 
 def _promotions(rules: dict[str, dict[str, Any]]) -> steps.RunDomain:
     """The promotions stage's step with a gate of its own, for ``rules``."""
     settings = example_settings(rules)
-    return steps.RunDomain(lambda _shard: Promotions(settings), upstreams=1, ordered=True, name="promotions")
+    return steps.RunDomain(lambda _shard: Promotions(settings), upstreams=1, ordered=True, name="promotions",
+                           state_dir=_stores())
 
 
 def _run(step: steps.RunDomain, resume: object, items: list[Any]) -> tuple[bytes | None, list[Any]]:
@@ -78,7 +93,8 @@ def test_a_rule_added_before_a_restart_fires_for_activity_after_it() -> None:
 
 
 def _sequence(lateness_ms: int, dedupe_ms: int = HOUR) -> steps.Sequence:
-    return steps.Sequence(lateness_ms, idle_timeout_ms=60_000, dedupe_horizon_ms=dedupe_ms, partitions=1)
+    return steps.Sequence(lateness_ms, idle_timeout_ms=60_000, dedupe_horizon_ms=dedupe_ms, partitions=1,
+                          state_dir=_stores())
 
 
 def _watermarks(outputs: list[Any]) -> list[int]:
@@ -130,7 +146,8 @@ def test_churn_scores_take_new_thresholds_and_keep_the_learnt_model() -> None:
 def _inventory(safety: int) -> steps.RunDomain:
     settings = InventorySettings(locations=(Location("W1", "warehouse"),),
                                  safety_stock_by_type={"store": 0, "warehouse": safety})
-    return steps.RunDomain(lambda shard: Inventory(settings, shard, 1), upstreams=1, name="inventory")
+    return steps.RunDomain(lambda shard: Inventory(settings, shard, 1), upstreams=1, name="inventory",
+                            state_dir=_stores())
 
 
 def _stock(event_id: str, ts: int, kind: str, **body: Any) -> Event:
@@ -161,7 +178,7 @@ def test_a_stage_that_cannot_take_its_settings_keeps_them_and_says_which(caplog:
     def stage(window_ms: int) -> steps.RunDomain:
         settings = AnomalySettings(window_ms=window_ms)
         return steps.RunDomain(lambda shard: Anomalies(settings, shard, 1), upstreams=1, ordered=True,
-                               name="anomaly")
+                               name="anomaly", state_dir=_stores())
 
     view = Event("e1", "page_view", "clickstream", NOON, {"channel": "web", "session_id": "s1", "anonymous_id": "a"})
     snapshot, _ = _run(stage(15 * 60_000), None, [view])

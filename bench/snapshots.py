@@ -1,0 +1,140 @@
+"""Incremental snapshots at scale: one snapshot's CPU and a restart's time to its first output.
+
+Builds the state of every domain stage for ``--customers`` (a million by default)
+synthetically: the real stages run over ``--seed-customers`` simulated customers
+for ``--days``, then every customer-keyed entry of their tracked dicts
+(:mod:`operators.state.tracked`) is copied under new keys until the shards hold
+``--customers`` customers. That state is stored once (the first snapshot, which
+writes everything), then ``--touched`` of the customers are changed, as events
+would change them, and the next snapshot is timed: that is what every snapshot
+interval costs. Last, the stores are opened again as a restarted process would,
+every shard restored, and one event pushed through: the time to that first
+output. Figures are CPU seconds (``time.process_time``) and wall seconds.
+
+    .venv/bin/python bench/snapshots.py --customers 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from channelflow.config import load_config, load_promotions
+from channelflow.runner import tune_gc
+from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+from flows.customer_wiring import customer_profiles
+from flows.local import LocalFlow
+from flows.main import domain_specs
+from operators.contract.events import event_of
+from operators.state.tracked import TrackedDict
+
+
+def tracked_dicts(obj: object) -> list[TrackedDict[Any, Any]]:
+    """Every tracked dict in ``obj``'s object graph (outside tracked dicts' own values)."""
+    found: list[TrackedDict[Any, Any]] = []
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(item))
+        if type(item) is TrackedDict:
+            found.append(item)
+            continue
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+        elif hasattr(item, "__slots__"):
+            stack.extend(getattr(item, name) for name in item.__slots__ if hasattr(item, name))
+    return found
+
+
+def grow(flow: LocalFlow, factor: int) -> list[str]:
+    """Copy every customer-keyed entry ``factor - 1`` times under new keys; every customer key."""
+    customers = set(customer_profiles(flow))
+    keys: list[str] = []
+    for shards in flow.shards.values():
+        for shard in shards:
+            for tracked in tracked_dicts(shard):
+                originals = [(k, v) for k, v in dict.items(tracked) if isinstance(k, str) and _customer_of(k, customers)]
+                for n in range(1, factor):
+                    for key, value in originals:
+                        dict.__setitem__(tracked, f"{key}~{n}", value)
+    for n in range(factor):
+        keys.extend(customers if n == 0 else (f"{key}~{n}" for key in customers))
+    return keys
+
+
+def _customer_of(key: str, customers: set[str]) -> bool:
+    return key in customers or key.rpartition(":")[2] in customers or key.partition(":")[2] in customers
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--seed-customers", type=int, default=2_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--touched", type=float, default=0.01, help="share of customers changed per snapshot")
+    args = parser.parse_args()
+
+    config = load_config()
+    log = sorted((event_of(body) for body in simulate(
+        SimulationSettings(seed=11, customers=args.seed_customers, days=args.days, anomalies=False),
+        DEFAULT_LOCATIONS)), key=lambda e: (e.ts, e.event_id))  # fmt: skip
+    *history, last = log
+    flow = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
+    flow.run(history, lateness_ms=config.time.allowed_lateness_ms)
+    seed = len(customer_profiles(flow))
+    factor = max(1, round(args.customers / seed))
+    keys = grow(flow, factor)
+    dicts = [tracked for shards in flow.shards.values() for shard in shards for tracked in tracked_dicts(shard)]
+    entries = sum(len(tracked) for tracked in dicts)
+    print(f"{len(keys):,} customers ({seed:,} simulated over {args.days} days, each copied {factor} times), "
+          f"{entries:,} entries in {len(dicts)} tracked dicts over {sum(map(len, flow.shards.values()))} shards")
+    tune_gc()
+
+    folder = Path(tempfile.mkdtemp(prefix="cf-snapshots-"))
+    try:
+        started, wall = time.process_time(), time.perf_counter()
+        flow.snapshot(folder)
+        print(f"first snapshot (everything): {time.process_time() - started:.1f} s CPU, "
+              f"{time.perf_counter() - wall:.1f} s wall")
+
+        touched = random.Random(7).sample(keys, int(len(keys) * args.touched))
+        for tracked in dicts:
+            for key in touched:
+                if dict.__contains__(tracked, key):
+                    tracked.touch(key)
+        started, wall = time.process_time(), time.perf_counter()
+        headers = flow.snapshot(folder)
+        cpu, took = time.process_time() - started, time.perf_counter() - wall
+        written = sum(store.last_written for store in flow.stores.values())
+        header_bytes = sum(map(len, headers.values()))
+        print(f"snapshot with {len(touched):,} customers ({args.touched:.0%}) changed: {cpu:.2f} s CPU, "
+              f"{took:.2f} s wall; {written:,} entries written, headers {header_bytes:,} bytes")
+
+        del flow, dicts
+        started, wall = time.process_time(), time.perf_counter()
+        restarted = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
+        restarted.restore(folder, headers)
+        restarted.push(last)
+        restarted.advance(last.ts + 1)
+        print(f"restart to its first output (restore every shard, then one event): "
+              f"{time.process_time() - started:.1f} s CPU, {time.perf_counter() - wall:.1f} s wall "
+              f"({len(restarted.outputs)} outputs)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
