@@ -38,7 +38,7 @@ from flows.inventory_wiring import inventory_spec
 from flows.kafka_sink import DeadLetteringKafkaSink
 from flows.kafka_source import StoppableKafkaSource, kafka_input
 from flows.promotion_wiring import promotion_specs
-from flows.stateful import ENTITIES_DIR, keyed_stage
+from flows.stateful import ENTITIES_DIR, keyed_stage, retained_generations
 from flows.topology import READS, SEQUENCE
 from operators.inventory.domain import STOCK_LEVELS
 from operators.promotions.rules import PromotionSettings
@@ -104,6 +104,7 @@ def build_flow(
     to_sequence = cast("Stream[tuple[str, tuple[int, Any]]]", split.falses)  # what is not an Output is keyed
     # Snapshots only when recovery will store them, their entries beside Bytewax's partitions (flows/stateful.py).
     state_dir = None if config.flow.recovery_dir is None else config.flow.recovery_dir / ENTITIES_DIR
+    retain = retained_generations(config.flow.snapshot_interval_ms, config.flow.backup_interval_ms)
     sequenced = keyed_stage(
         "sequence",
         to_sequence,
@@ -114,6 +115,7 @@ def build_flow(
             partitions,
             frozenset(loc.id for loc in config.locations if loc.type == "store"),
             state_dir=state_dir,
+            retain=retain,
             live_lateness_ms=config.time.live_lateness_ms,
         ),
     )
@@ -136,6 +138,7 @@ def build_flow(
             stage=spec.name if spec.name in feeding else None,
             listened=listened,
             state_dir=state_dir,
+            retain=retain,
             live=spec.live,
             name=spec.name,
         )

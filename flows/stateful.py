@@ -22,7 +22,7 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from operators.state.store import EntityStore, StoreError, header_store
+from operators.state.store import RETAIN, EntityStore, StoreError, header_store
 
 #: The folder in ``flow.recovery_dir`` that holds the shards' entity stores.
 ENTITIES_DIR = "entities"
@@ -54,12 +54,13 @@ class Snapshots:
 
     folder: Path | None
     stage: str
+    retain: int = RETAIN  # generations a superseded entry is kept for (see retained_generations)
 
     def open(self, shard: int) -> EntityStore | None:
         """A fresh shard's store (emptied: no snapshot of it was committed), or None without recovery."""
         if self.folder is None:
             return None
-        store = EntityStore(self.folder / f"{self.stage}-{shard}.sqlite3")
+        store = EntityStore(self.folder / f"{self.stage}-{shard}.sqlite3", retain=self.retain)
         store.reset()
         return store
 
@@ -69,8 +70,18 @@ class Snapshots:
             return None, None
         if self.folder is None or not isinstance(resume, bytes):
             raise StoreError(f"stage {self.stage!r}: a snapshot to resume from, but no entity store to read it with")
-        store = EntityStore(self.folder / header_store(resume))
+        store = EntityStore(self.folder / header_store(resume), retain=self.retain)
         return store.restore(resume), store
+
+
+def retained_generations(snapshot_interval_ms: int, backup_interval_ms: int) -> int:
+    """Generations a store keeps superseded entries for: Bytewax may resume from a snapshot up to
+    ``backup_interval`` old, plus a margin of :data:`RETAIN` snapshots not committed yet.
+
+    >>> retained_generations(10_000, 0), retained_generations(10_000, 3_600_000)
+    (8, 368)
+    """
+    return RETAIN + -(-backup_interval_ms // snapshot_interval_ms)
 
 
 def freeze(state: object, store: EntityStore | None) -> bytes | None:

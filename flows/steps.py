@@ -32,6 +32,7 @@ from operators.contract.dead_letter import MAX_OUTPUT_BYTES, dead_letter
 from operators.contract.events import Event, Limits, Rejection, parse
 from operators.contract.kpis import kpi_of
 from operators.contract.money import from_millis
+from operators.state.store import RETAIN as RETAINED_GENERATIONS
 from operators.state.store import EntityStore
 from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
@@ -171,10 +172,11 @@ class Sequence:
     stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
     state_dir: Path | None = None  # where snapshots keep their entries; None: recovery off (flows.stateful)
     live_lateness_ms: int | None = None  # None: the same as lateness_ms
+    retain: int = RETAINED_GENERATIONS  # generations the entries' stores keep (flows.stateful.retained_generations)
 
     @property
     def snapshots(self) -> Snapshots:
-        return Snapshots(self.state_dir, "sequence")
+        return Snapshots(self.state_dir, "sequence", self.retain)
 
     def __call__(self, resume: object) -> SequenceLogic:
         return SequenceLogic(self, *self.snapshots.thaw(resume))
@@ -344,10 +346,11 @@ class RunDomain:
     state_dir: Path | None = None  # where snapshots keep their entries; None: recovery off (flows.stateful)
     live: bool = False  # follows the first stage's live watermark (Progress.live)
     name: str = ""  # the stage's name, for logs and its snapshots' store
+    retain: int = RETAINED_GENERATIONS  # generations the entries' stores keep (flows.stateful.retained_generations)
 
     @property
     def snapshots(self) -> Snapshots:
-        return Snapshots(self.state_dir, self.name)
+        return Snapshots(self.state_dir, self.name, self.retain)
 
     def __call__(self, resume: object) -> DomainLogic:
         return DomainLogic(self, *self.snapshots.thaw(resume))
