@@ -14,7 +14,7 @@ cancels out; CPU time per event is marginal too.
 ``--traffic inventory`` keeps only the events that move stock (sales,
 returns, orders, receipts, counts, transfers). The script also folds the
 stock events through one inventory shard in-process and reports its pickled
-state bytes per SKU-location (what a recovery snapshot stores).
+state bytes per SKU-location (what a restore rebuilds).
 
 Usage: ``python bench/bench.py --events 200000 [--traffic inventory] [--processes 2]``.
 ``--processes 2`` also runs the flow as a Bytewax cluster of two processes
@@ -28,7 +28,7 @@ promotions stage's share of flow time, ``(t_all - t_without) / t_all``.
 
 ``--state-days 120`` runs every domain stage in-process over 120 simulated days
 of ``--customers`` and prints each stage's pickled state (domains and timers,
-what a recovery snapshot stores) per account or card with a profile.
+the state a restore rebuilds) per account or card with a profile.
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def state_bench(customers: int, days: int) -> int:
     flow.advance(events[-1].ts + 1)
     scored = Counter(is_scored(key) for key in customer_profiles(flow))[True]
     print(f"{len(events)} simulated events over {days} days, {customers} simulated customers; {scored} accounts and "
-          f"cards with a profile; pickled domains and timers of each stage (what recovery stores)\n")
+          f"cards with a profile; pickled domains and timers of each stage (the state a restore rebuilds)\n")
     print("| stage | bytes | bytes per customer |")
     print("|---|---:|---:|")
     total = 0
@@ -331,26 +331,6 @@ def state_bench(customers: int, days: int) -> int:
         total += size
         print(f"| {spec.name} | {size:,} | {size / max(scored, 1):,.0f} |")
     print(f"| every stage | {total:,} | {total / max(scored, 1):,.0f} |")
-    # A snapshot pickles every shard that moved in the epoch, and progress moves every shard:
-    # today each snapshot stores (and a restart reads) the whole state.
-    shards = [shard for spec in flow.specs for shard in flow.shards[spec.name]]
-    from channelflow.runner import tune_gc
-
-    tune_gc()  # the collector as `channelflow run` sets it
-    started = time.process_time()
-    frozen = [pickle.dumps(shard, protocol=pickle.HIGHEST_PROTOCOL) for shard in shards]
-    freeze_s = time.process_time() - started
-    started = time.process_time()
-    for blob in frozen:
-        pickle.loads(blob)
-    thaw_s = time.process_time() - started
-    per = max(scored, 1)
-    print(f"\nsnapshot of every shard (pickle, what each epoch stores today): {freeze_s:.2f} s CPU, "
-          f"{freeze_s / per * 1e6:.1f} µs per customer; restore (unpickle): {thaw_s:.2f} s CPU, "
-          f"{thaw_s / per * 1e6:.1f} µs per customer")
-    print(f"at 1,000,000 customers, linearly: snapshot {freeze_s / per * 1e6:.0f} s CPU, restore "
-          f"{thaw_s / per * 1e6:.0f} s CPU (targets: under 1 s with 1% of customers touched; first output "
-          "within 10 s)")
     return 0
 
 

@@ -7,7 +7,6 @@ advance the watermark. For scripts that measure a domain on a lot of history
 
 >>> from flows.local import LocalFlow
 >>> from operators.contract.events import Event
-from operators.state.store import EntityStore
 >>> from tests.flow_harness import probe_spec
 >>> flow = LocalFlow([probe_spec(delay_ms=10)], shards=2)
 >>> flow.push(Event("e1", "search", "clickstream", 100, {}))
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.domain_spec import DomainSpec, upstreams
+from flows.stateful import EntityStores
 from flows.topology import EVENTS, SEQUENCE
 from operators.contract.events import Event
 from operators.state.store import EntityStore
@@ -61,7 +61,7 @@ class LocalFlow:
             for k, shard in enumerate(shards):
                 store = self.stores.get((stage, k))
                 if store is None:
-                    store = self.stores[stage, k] = EntityStore(folder / f"{stage}-{k}.sqlite3")
+                    store = self.stores[stage, k] = EntityStores(folder).open(stage, k)
                 headers[stage, k] = store.snapshot(shard)
         return headers
 
@@ -71,8 +71,7 @@ class LocalFlow:
             store.close()
         self.stores = {}
         for (stage, k), header in headers.items():
-            store = self.stores[stage, k] = EntityStore(folder / f"{stage}-{k}.sqlite3")
-            self.shards[stage][k] = store.restore(header)
+            self.shards[stage][k], self.stores[stage, k] = EntityStores(folder).read(header)
 
     def domains(self, stage: str) -> list[Any]:
         """The domain state of every shard of ``stage``."""

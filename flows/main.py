@@ -38,7 +38,7 @@ from flows.inventory_wiring import inventory_spec
 from flows.kafka_sink import DeadLetteringKafkaSink
 from flows.kafka_source import StoppableKafkaSource, kafka_input
 from flows.promotion_wiring import promotion_specs
-from flows.stateful import ENTITIES_DIR, keyed_stage, retained_generations
+from flows.stateful import ENTITIES_DIR, EntityStores, keyed_stage, retained_generations
 from flows.topology import READS, SEQUENCE
 from operators.inventory.domain import STOCK_LEVELS
 from operators.promotions.rules import PromotionSettings
@@ -103,8 +103,10 @@ def build_flow(
     split = op.branch("split_rejected", decoded, steps.is_output)
     to_sequence = cast("Stream[tuple[str, tuple[int, Any]]]", split.falses)  # what is not an Output is keyed
     # Snapshots only when recovery will store them, their entries beside Bytewax's partitions (flows/stateful.py).
-    state_dir = None if config.flow.recovery_dir is None else config.flow.recovery_dir / ENTITIES_DIR
-    retain = retained_generations(config.flow.snapshot_interval_ms, config.flow.backup_interval_ms)
+    entity_stores = None if config.flow.recovery_dir is None else EntityStores(
+        config.flow.recovery_dir / ENTITIES_DIR,
+        retained_generations(config.flow.snapshot_interval_ms, config.flow.backup_interval_ms),
+    )
     sequenced = keyed_stage(
         "sequence",
         to_sequence,
@@ -114,8 +116,7 @@ def build_flow(
             config.time.dedupe_horizon_ms,
             partitions,
             frozenset(loc.id for loc in config.locations if loc.type == "store"),
-            state_dir=state_dir,
-            retain=retain,
+            entity_stores=entity_stores,
             live_lateness_ms=config.time.live_lateness_ms,
         ),
     )
@@ -137,8 +138,7 @@ def build_flow(
             ordered=spec.ordered,
             stage=spec.name if spec.name in feeding else None,
             listened=listened,
-            state_dir=state_dir,
-            retain=retain,
+            entity_stores=entity_stores,
             live=spec.live,
             name=spec.name,
         )

@@ -48,30 +48,23 @@ def stateful(
 
 
 @dataclass(frozen=True)
-class Snapshots:
-    """Where a stage's shards store their snapshots' entries (``folder`` None: recovery is off,
-    no snapshots); see :mod:`operators.state.store`."""
+class EntityStores:
+    """Where every stage's shards keep their snapshots' entries: one store per stage and shard in
+    ``folder`` (see :mod:`operators.state.store`)."""
 
-    folder: Path | None
-    stage: str
+    folder: Path
     retain: int = RETAIN  # generations a superseded entry is kept for (see retained_generations)
 
-    def open(self, shard: int) -> EntityStore | None:
-        """A fresh shard's store (emptied: no snapshot of it was committed), or None without recovery."""
-        if self.folder is None:
-            return None
-        store = EntityStore(self.folder / f"{self.stage}-{shard}.sqlite3", retain=self.retain)
+    def open(self, stage: str, shard: int) -> EntityStore:
+        """A fresh shard's store, emptied: no snapshot of it was committed."""
+        store = EntityStore(self.folder / f"{stage}-{shard}.sqlite3", retain=self.retain)
         store.reset()
         return store
 
-    def thaw(self, resume: object) -> tuple[Any, EntityStore | None]:
-        """The state a snapshot header holds and the store it was read from; (None, None) for none."""
-        if resume is None:
-            return None, None
-        if self.folder is None or not isinstance(resume, bytes):
-            raise StoreError(f"stage {self.stage!r}: a snapshot to resume from, but no entity store to read it with")
-        store = EntityStore(self.folder / header_store(resume), retain=self.retain)
-        return store.restore(resume), store
+    def read(self, header: bytes) -> tuple[Any, EntityStore]:
+        """The state a snapshot header holds, and the store it was read from."""
+        store = EntityStore(self.folder / header_store(header), retain=self.retain)
+        return store.restore(header), store
 
 
 def retained_generations(snapshot_interval_ms: int, backup_interval_ms: int) -> int:
@@ -84,6 +77,21 @@ def retained_generations(snapshot_interval_ms: int, backup_interval_ms: int) -> 
     return RETAIN + -(-backup_interval_ms // snapshot_interval_ms)
 
 
+def open_store(stores: EntityStores | None, stage: str, shard: int) -> EntityStore | None:
+    """A fresh shard's store (None: recovery is off)."""
+    return None if stores is None else stores.open(stage, shard)
+
+
+def thaw(stores: EntityStores | None, stage: str, resume: object) -> tuple[Any, EntityStore | None]:
+    """What Bytewax resumes a shard with: its state and store; (None, None) for a fresh shard."""
+    if resume is None:
+        return None, None
+    if stores is None or not isinstance(resume, bytes):
+        raise StoreError(f"stage {stage!r}: a snapshot to resume from, but no entity store to read it with")
+    return stores.read(resume)
+
+
 def freeze(state: object, store: EntityStore | None) -> bytes | None:
-    """A shard's snapshot: its header, what changed written to its store (None without recovery)."""
-    return None if store is None or state is None else store.snapshot(state)
+    """A shard's snapshot: its header, what changed written to its store (None without recovery,
+    and for a shard that has no state yet: it has no store either)."""
+    return None if store is None else store.snapshot(state)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property
-from pathlib import Path
 from typing import Any, TypeGuard
 
 import orjson
@@ -26,13 +25,12 @@ from bytewax.operators import StatefulBatchLogic
 from flows import metrics
 from flows.health import HEALTH
 from flows.kafka_source import STOP, CaughtUp, SourceMessage
-from flows.stateful import Snapshots, freeze
+from flows.stateful import EntityStores, freeze, open_store, thaw
 from flows.topology import EVENTS
 from operators.contract.dead_letter import MAX_OUTPUT_BYTES, dead_letter
 from operators.contract.events import Event, Limits, Rejection, parse
 from operators.contract.kpis import kpi_of
 from operators.contract.money import from_millis
-from operators.state.store import RETAIN as RETAINED_GENERATIONS
 from operators.state.store import EntityStore
 from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
@@ -170,16 +168,11 @@ class Sequence:
     dedupe_horizon_ms: int
     partitions: int
     stores: frozenset[str] = frozenset()  # label values allowed for `store`; others count as "other"
-    state_dir: Path | None = None  # where snapshots keep their entries; None: recovery off (flows.stateful)
+    entity_stores: EntityStores | None = None  # where snapshots keep their entries; None: recovery off
     live_lateness_ms: int | None = None  # None: the same as lateness_ms
-    retain: int = RETAINED_GENERATIONS  # generations the entries' stores keep (flows.stateful.retained_generations)
-
-    @property
-    def snapshots(self) -> Snapshots:
-        return Snapshots(self.state_dir, "sequence", self.retain)
 
     def __call__(self, resume: object) -> SequenceLogic:
-        return SequenceLogic(self, *self.snapshots.thaw(resume))
+        return SequenceLogic(self, *thaw(self.entity_stores, "sequence", resume))
 
     @property
     def tick_ms(self) -> int:
@@ -220,7 +213,7 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
             state = self.state
             if state is None:
                 state = self.state = self.step.new_shard(shard)
-                self.store = self.step.snapshots.open(shard)
+                self.store = open_store(self.step.entity_stores, "sequence", shard)
             if isinstance(item, Marker):
                 out.extend(self._emit(state.advance(item)))
                 continue
@@ -343,17 +336,12 @@ class RunDomain:
     ordered: bool = False
     stage: str | None = None
     listened: frozenset[str] = frozenset()
-    state_dir: Path | None = None  # where snapshots keep their entries; None: recovery off (flows.stateful)
+    entity_stores: EntityStores | None = None  # where snapshots keep their entries; None: recovery off
     live: bool = False  # follows the first stage's live watermark (Progress.live)
-    name: str = ""  # the stage's name, for logs and its snapshots' store
-    retain: int = RETAINED_GENERATIONS  # generations the entries' stores keep (flows.stateful.retained_generations)
-
-    @property
-    def snapshots(self) -> Snapshots:
-        return Snapshots(self.state_dir, self.name, self.retain)
+    name: str = ""  # the stage's name, for logs and its snapshots' stores
 
     def __call__(self, resume: object) -> DomainLogic:
-        return DomainLogic(self, *self.snapshots.thaw(resume))
+        return DomainLogic(self, *thaw(self.entity_stores, self.name, resume))
 
     def apply(
         self, state: DomainShard[Any] | None, values: list[tuple[int, StageItem]]
@@ -387,16 +375,14 @@ class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | P
         self.run = run
         self.state = state
         self.store = store
-        self._restored = state is not None  # takes today's settings with its first batch (its shard number)
+        self._restored = state  # takes today's settings with its first batch (its shard number)
 
     def on_batch(self, values: list[tuple[int, StageItem]]) -> tuple[list[Output | Signal | Progress], bool]:
-        if values and (self._restored or self.state is None):
-            shard = values[0][0]
-            if self._restored and self.state is not None:
-                self._restored = False
-                note_kept(self.run.name, self.state.reconfigure(self.run.make_domain(shard)))
-            elif self.store is None:
-                self.store = self.run.snapshots.open(shard)
+        if self._restored is not None and values:
+            note_kept(self.run.name, self._restored.reconfigure(self.run.make_domain(values[0][0])))
+            self._restored = None
+        elif self.state is None and values:
+            self.store = open_store(self.run.entity_stores, self.run.name, values[0][0])
         self.state, outputs = self.run.apply(self.state, values)
         return outputs, RETAIN
 

@@ -57,7 +57,7 @@ from operators.customers.signals import (
     Snapshots,
     TickSnapshots,
 )
-from operators.state.tracked import TrackedDict
+from operators.state.tracked import MutableTrackedDict
 from operators.time.shard import DomainShard, take_settings
 from operators.time.stream_items import Signal
 from operators.time.timers import Timer
@@ -98,10 +98,10 @@ class CustomerBook:
 
     def __init__(self, settings: CustomerSettings) -> None:
         self.settings = settings
-        self.profiles: TrackedDict[str, CustomerProfile] = TrackedDict(mutable=True)
+        self.profiles: MutableTrackedDict[str, CustomerProfile] = MutableTrackedDict()
         self.kinds: Counter[str] = Counter()  # profiles by kind_of(key), kept as profiles come and go
         # key -> (tick numbers (ts // tick) of its pending snapshots, ascending; their float32 features)
-        self.pending: TrackedDict[str, tuple[array, array]] = TrackedDict(mutable=True)
+        self.pending: MutableTrackedDict[str, tuple[array, array]] = MutableTrackedDict()
         self._pending = 0  # snapshots in self.pending
 
     def reconfigure(self, fresh: CustomerBook) -> tuple[str, ...]:

@@ -328,7 +328,7 @@ class Inventory:
         return InventoryHealth(report, dict(self.counters))
 
     def state_size_bytes(self) -> int:
-        """Bytes of this domain's pickled state (what a recovery snapshot stores)."""
+        """Bytes of this domain's pickled state (the state a restore rebuilds)."""
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
     # -- Domain protocol

@@ -51,7 +51,7 @@ from operators.promotions.rules import PromotionSettings, Rule
 from operators.promotions.state import Armed, Customer
 from operators.promotions.triggers import REGISTRY, timer_owner
 from operators.promotions.triggers.base import ActivityChange
-from operators.state.tracked import TrackedDict
+from operators.state.tracked import MutableTrackedDict
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Output, Signal
@@ -111,9 +111,9 @@ class Promotions:
         self.shard = shard
         self.shards = shards
         self.gate = PromotionGate(settings) if local_gate else None
-        self._customers: TrackedDict[str, Customer] = TrackedDict(mutable=True)
+        self._customers: MutableTrackedDict[str, Customer] = MutableTrackedDict()
         self._levels: dict[str, int] = {}  # sku -> network availability, kept while at or below a threshold
-        self._in_cart: TrackedDict[str, dict[str, None]] = TrackedDict(mutable=True)  # sku -> customers with it in their cart
+        self._in_cart: MutableTrackedDict[str, dict[str, None]] = MutableTrackedDict()  # sku -> customers with it in their cart
         # What the item or timer being applied has produced so far, and its order (for the signals').
         self._out: list[Output | Signal] = []
         self._origin = ""
@@ -136,7 +136,7 @@ class Promotions:
         return PromotionCounts() if self.gate is None else self.gate.drain()
 
     def state_size_bytes(self) -> int:
-        """Bytes of this domain's pickled state (what a recovery snapshot stores)."""
+        """Bytes of this domain's pickled state (the state a restore rebuilds)."""
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
     def reconfigure(self, fresh: Promotions) -> tuple[str, ...]:

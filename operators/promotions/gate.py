@@ -44,7 +44,7 @@ from operators.promotions.rules import PromotionSettings
 from operators.promotions.state import Pending, Recipient
 from operators.promotions.triggers.back_in_stock import WAITLIST_TIMER, Waitlists
 from operators.promotions.triggers.base import human_duration
-from operators.state.tracked import TrackedDict
+from operators.state.tracked import MutableTrackedDict
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Signal
 from operators.time.timers import Timer, TimerQueue
@@ -167,7 +167,7 @@ class PromotionGate:
     def __init__(self, settings: PromotionSettings) -> None:
         self.settings = settings
         self.policy = DeliveryPolicy(settings)
-        self._recipients: TrackedDict[str, Recipient] = TrackedDict(mutable=True)
+        self._recipients: MutableTrackedDict[str, Recipient] = MutableTrackedDict()
         self._waitlists = Waitlists()
         self.counts = PromotionCounts()
 
@@ -195,7 +195,7 @@ class PromotionGate:
         return ()
 
     def state_size_bytes(self) -> int:
-        """Bytes of the gate's pickled state (what a recovery snapshot stores)."""
+        """Bytes of the gate's pickled state (the state a restore rebuilds)."""
         return len(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
     # -- Domain protocol

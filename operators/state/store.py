@@ -17,19 +17,19 @@ finds its rows; an older one is refused (:class:`StoreError`), never read
 wrongly.
 
 >>> import tempfile, pathlib
->>> from operators.state.tracked import TrackedDict
+>>> from operators.state.tracked import MutableTrackedDict
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> store = EntityStore(folder / "shard-0.sqlite3")
->>> state = {"name": "shard 0", "profiles": TrackedDict(mutable=True)}
+>>> state = {"name": "shard 0", "profiles": MutableTrackedDict()}
 >>> state["profiles"]["c1"] = [1]
 >>> first = store.snapshot(state)
 >>> state["profiles"]["c1"].append(2)
 >>> second = store.snapshot(state)
->>> store.last_written  # entries written by each generation
+>>> store.last_written  # entries the last snapshot wrote
 1
 >>> restored = EntityStore(folder / "shard-0.sqlite3").restore(first)
 >>> restored["profiles"]
-TrackedDict({'c1': [1]}, mutable=True)
+MutableTrackedDict({'c1': [1]})
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+#: An entry's row: map, key, generation, position, pickled value (None: deleted).
+Row = tuple[int, str | bytes, int, int, bytes | None]
+#: A changed entry stored before, at its own position: generation, pickled value, map, key.
+Update = tuple[int, bytes | None, int, str | bytes]
 
 
 class StoreError(RuntimeError):
@@ -112,14 +116,14 @@ class EntityStore:
     def snapshot(self, state: object) -> bytes:
         """Store what changed in ``state``'s tracked dicts as a new generation; the header bytes."""
         gen = self.gen + 1
-        rows: list[Row] = []  # new keys
-        updates: list[Row] = []  # keys stored before, at their own position
+        rows: list[Row] = []  # new keys, at the next positions
+        updates: list[Update] = []  # keys stored before, at their own position
         referenced: set[int] = set()
         store = self
 
         class Pickler(pickle.Pickler):
             def persistent_id(self, obj: Any) -> Any:
-                if type(obj) is not TrackedDict:
+                if not isinstance(obj, TrackedDict):
                     return None
                 if obj.store_id is None:
                     obj.store_id = (store.owner, store.next_map)
@@ -130,7 +134,7 @@ class EntityStore:
                 if map_id not in referenced:
                     referenced.add(map_id)
                     store._changed_rows(obj, map_id, gen, rows, updates)
-                return ("map", map_id, obj.mutable)
+                return ("map", map_id, type(obj))
 
         buffer = io.BytesIO()
         Pickler(buffer, protocol=_PROTOCOL).dump(state)
@@ -142,7 +146,7 @@ class EntityStore:
             db.executemany(
                 "INSERT OR REPLACE INTO entries SELECT map, key, ?, seq, ? FROM entries "
                 "WHERE map = ? AND key = ? ORDER BY gen DESC LIMIT 1",
-                [(g, value, m, k) for m, k, g, _, value in updates],
+                updates,
             )
             db.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)", [(m, gen) for m in self.maps - referenced])
             db.executemany("DELETE FROM dropped WHERE map = ?", [(m,) for m in referenced - self.maps])
@@ -156,7 +160,9 @@ class EntityStore:
         return header
 
     @staticmethod
-    def _changed_rows(tracked: TrackedDict[Any, Any], map_id: int, gen: int, rows: list[Row], updates: list[Row]) -> None:
+    def _changed_rows(
+        tracked: TrackedDict[Any, Any], map_id: int, gen: int, rows: list[Row], updates: list[Update]
+    ) -> None:
         """The rows of what changed in ``tracked``: a key inserted since the last snapshot takes the
         next position (so a restore iterates in the dict's order); another keeps its own."""
         changed, added = tracked.take_changes()
@@ -171,12 +177,11 @@ class EntityStore:
             rows.append((map_id, _key(key), gen, seq, dumps(dict.__getitem__(tracked, key), _PROTOCOL)))
             seq += 1
         tracked.next_seq = seq
-        new = set(added)
         for key in changed:
-            if key in new:
+            if key in added:
                 continue
             value = get(tracked, key, _GONE)  # gone: a tombstone, at the position of the entry it ends
-            updates.append((map_id, _key(key), gen, 0, None if value is _GONE else dumps(value, _PROTOCOL)))
+            updates.append((gen, None if value is _GONE else dumps(value, _PROTOCOL), map_id, _key(key)))
 
     def _collect(self, old: int) -> None:
         """Delete what no restore at generation ``old`` or later reads: entries superseded by one
@@ -223,13 +228,12 @@ class EntityStore:
 
         class Unpickler(pickle.Unpickler):
             def persistent_load(self, pid: Any) -> Any:
-                _, map_id, mutable = pid
-                return store._load_map(map_id, mutable)
+                _, map_id, cls = pid
+                return store._load_map(map_id, cls)
 
-        state = Unpickler(io.BytesIO(header.graph)).load()
-        return state
+        return Unpickler(io.BytesIO(header.graph)).load()
 
-    def _load_map(self, map_id: int, mutable: bool) -> TrackedDict[Any, Any]:
+    def _load_map(self, map_id: int, cls: type[TrackedDict[Any, Any]]) -> TrackedDict[Any, Any]:
         """A map as of this generation, in its original order: each key's latest row (read in the
         table's own order, a sequential scan), the deleted ones dropped, by position."""
         latest: dict[Any, tuple[int, bytes | None]] = {}
@@ -241,10 +245,7 @@ class EntityStore:
         present = sorted((seq, stored, value) for stored, (seq, value) in latest.items() if value is not None)
         del latest
         loads = pickle.loads
-        tracked: TrackedDict[Any, Any] = TrackedDict(
-            ((loads(stored) if type(stored) is bytes else stored, loads(value)) for _, stored, value in present),
-            mutable=mutable,
-        )
+        tracked = cls((loads(stored) if type(stored) is bytes else stored, loads(value)) for _, stored, value in present)
         tracked.changed, tracked.store_id, tracked.next_seq = set(), (self.owner, map_id), top + 1
         self.maps.add(map_id)
         return tracked
@@ -256,5 +257,3 @@ _GONE: Any = object()
 def _key(key: object) -> str | bytes:
     """A key as stored: a string as SQLite text (read back without unpickling), anything else pickled."""
     return key if type(key) is str else pickle.dumps(key, _PROTOCOL)
-
-Row = tuple[int, "str | bytes", int, int, "bytes | None"]

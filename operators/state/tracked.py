@@ -1,33 +1,35 @@
-"""A dict that knows which of its keys changed since it was last stored.
+"""Dicts that know which of their keys changed since they were last stored.
 
 Domain state that grows with customers (profiles, links, timers, ...) lives
-in :class:`TrackedDict` s, so a recovery snapshot stores only the entries that
+in tracked dicts, so a recovery snapshot stores only the entries that
 changed since the previous one (see :mod:`operators.state.store`), not the
 whole shard.
 
-A key counts as changed when it is written, deleted or, for a dict of
-*mutable* values (objects updated in place), read with ``d[key]``, ``get`` or
-``setdefault``: whatever is reached that way may be changed by the caller.
-Iterating (``items()``, ``values()``) marks nothing: code that updates values
-it reached by iterating says so with :meth:`TrackedDict.touch`.
+In a :class:`TrackedDict` (values that are replaced, never changed in place:
+ids, tuples) a key counts as changed when it is written or deleted; reads cost
+what a ``dict``'s do. In a :class:`MutableTrackedDict` (objects updated in
+place) a read with ``d[key]``, ``get`` or ``setdefault`` counts too: whatever
+is reached that way may be changed by the caller. Iterating (``items()``,
+``values()``) marks nothing: code that updates values it reached by iterating
+says so with :meth:`TrackedDict.touch`.
 
->>> profiles = TrackedDict(mutable=True)
+>>> profiles = MutableTrackedDict()
 >>> profiles["c1"] = {"orders": 0}
 >>> profiles.take_changes()  # never stored: everything is new
 (None, None)
 >>> profiles["c1"]["orders"] += 1  # a read of a mutable value marks it
 >>> profiles["c2"] = {"orders": 1}  # a new key: added, in insertion order
 >>> changed, added = profiles.take_changes()
->>> sorted(changed), added
+>>> sorted(changed), list(added)
 (['c1', 'c2'], ['c2'])
 >>> "c1" in profiles, profiles.take_changes()  # membership is not a change
-(True, (set(), []))
+(True, (set(), {}))
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -37,7 +39,8 @@ _MISSING: Any = object()
 
 
 class TrackedDict(dict[K, V]):
-    """A ``dict`` that records the keys changed since :meth:`take_changes` (see the module docstring).
+    """A ``dict`` that records the keys written or deleted since :meth:`take_changes` (see the
+    module docstring).
 
     ``changed`` is None until the dict is first stored: then every entry is new.
     ``added`` holds the keys inserted since (in the dict's own order), so a store
@@ -45,21 +48,22 @@ class TrackedDict(dict[K, V]):
     ``store_id`` names the store that holds it and its id there (None: not stored yet).
     """
 
-    __slots__ = ("added", "changed", "mutable", "next_seq", "store_id")
+    __slots__ = ("added", "changed", "next_seq", "store_id")
+    mutable: ClassVar[bool] = False  # whether a read counts as a change (MutableTrackedDict)
 
-    def __init__(self, items: Iterable[tuple[K, V]] = (), *, mutable: bool = False) -> None:
+    def __init__(self, items: Iterable[tuple[K, V]] = ()) -> None:
         super().__init__(items)
         self.changed: set[K] | None = None
         self.added: dict[K, None] = {}
-        self.mutable = mutable
         self.next_seq = 0  # the store's position for the next inserted key
         self.store_id: tuple[str, int] | None = None
 
     # -- writes ----------------------------------------------------------------------
 
     def __setitem__(self, key: K, value: V) -> None:
-        if self.changed is not None:
-            self.changed.add(key)
+        changed = self.changed
+        if changed is not None:
+            changed.add(key)
             if key not in self:
                 self.added[key] = None
         dict.__setitem__(self, key, value)
@@ -107,11 +111,43 @@ class TrackedDict(dict[K, V]):
         self.update(other)
         return self
 
-    # -- reads that may lead to a change -----------------------------------------------
+    def touch(self, key: K) -> None:
+        """Record that ``key``'s value (reached by iterating) was changed in place."""
+        if self.changed is not None:
+            self.changed.add(key)
+
+    # -- storing -----------------------------------------------------------------------
+
+    def take_changes(self) -> tuple[set[K] | None, dict[K, None] | None]:
+        """The keys changed since the last call and those of them inserted, in order (None, None:
+        every entry, the dict was never stored); from now on changes are counted afresh."""
+        changed, added = self.changed, self.added
+        self.changed, self.added = set(), {}
+        return changed, None if changed is None else added
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A plain pickle (a copy, a test) holds every entry and is not bound to any store.
+        return (type(self), (), None, None, iter(dict.items(self)))
+
+    def __copy__(self) -> TrackedDict[K, V]:
+        return type(self)(dict.items(self))
+
+    def copy(self) -> TrackedDict[K, V]:
+        return self.__copy__()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+class MutableTrackedDict(TrackedDict[K, V]):
+    """A :class:`TrackedDict` of values changed in place: a read that reaches a value counts as a change."""
+
+    __slots__ = ()
+    mutable: ClassVar[bool] = True
 
     def __getitem__(self, key: K) -> V:
         value = dict.__getitem__(self, key)
-        if self.mutable and self.changed is not None:
+        if self.changed is not None:
             self.changed.add(key)
         return value
 
@@ -125,37 +161,6 @@ class TrackedDict(dict[K, V]):
         value = dict.get(self, key, _MISSING)
         if value is _MISSING:
             return default
-        if self.mutable and self.changed is not None:
-            self.changed.add(key)
-        return value
-
-    def touch(self, key: K) -> None:
-        """Record that ``key``'s value (reached by iterating) was changed in place."""
         if self.changed is not None:
             self.changed.add(key)
-
-    # -- storing -----------------------------------------------------------------------
-
-    def take_changes(self) -> tuple[set[K] | None, list[K] | None]:
-        """The keys changed since the last call and those of them inserted, in order (None, None:
-        every entry, the dict was never stored); from now on changes are counted afresh."""
-        changed, added = self.changed, self.added
-        self.changed, self.added = set(), {}
-        return changed, None if changed is None else list(added)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A plain pickle (a copy, a test) holds every entry and is not bound to any store.
-        return (type(self), (), {"mutable": self.mutable}, None, iter(dict.items(self)))
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.mutable = state["mutable"]
-        self.changed, self.added, self.store_id, self.next_seq = None, {}, None, 0
-
-    def __copy__(self) -> TrackedDict[K, V]:
-        return TrackedDict(dict.items(self), mutable=self.mutable)
-
-    def copy(self) -> TrackedDict[K, V]:
-        return self.__copy__()
-
-    def __repr__(self) -> str:
-        return f"TrackedDict({dict.__repr__(self)}, mutable={self.mutable})"
+        return value

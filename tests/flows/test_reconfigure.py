@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from flows import steps
+from flows.stateful import EntityStores
 from operators.anomalies.domain import Anomalies, AnomalySettings
 from operators.churn.scores import ChurnScores, ScoreSettings
 from operators.contract.events import Event
@@ -40,15 +41,15 @@ def _state_dir(tmp_path: Path) -> Iterator[None]:
     STATE_DIR.clear()
 
 
-def _stores() -> Path:
-    return STATE_DIR[-1]
+def _stores() -> EntityStores:
+    return EntityStores(STATE_DIR[-1])
 
 
 def _promotions(rules: dict[str, dict[str, Any]]) -> steps.RunDomain:
     """The promotions stage's step with a gate of its own, for ``rules``."""
     settings = example_settings(rules)
     return steps.RunDomain(lambda _shard: Promotions(settings), upstreams=1, ordered=True, name="promotions",
-                           state_dir=_stores())
+                           entity_stores=_stores())
 
 
 def _run(step: steps.RunDomain, resume: object, items: list[Any]) -> tuple[bytes | None, list[Any]]:
@@ -94,7 +95,7 @@ def test_a_rule_added_before_a_restart_fires_for_activity_after_it() -> None:
 
 def _sequence(lateness_ms: int, dedupe_ms: int = HOUR) -> steps.Sequence:
     return steps.Sequence(lateness_ms, idle_timeout_ms=60_000, dedupe_horizon_ms=dedupe_ms, partitions=1,
-                          state_dir=_stores())
+                          entity_stores=_stores())
 
 
 def _watermarks(outputs: list[Any]) -> list[int]:
@@ -147,7 +148,7 @@ def _inventory(safety: int) -> steps.RunDomain:
     settings = InventorySettings(locations=(Location("W1", "warehouse"),),
                                  safety_stock_by_type={"store": 0, "warehouse": safety})
     return steps.RunDomain(lambda shard: Inventory(settings, shard, 1), upstreams=1, name="inventory",
-                            state_dir=_stores())
+                            entity_stores=_stores())
 
 
 def _stock(event_id: str, ts: int, kind: str, **body: Any) -> Event:
@@ -178,7 +179,7 @@ def test_a_stage_that_cannot_take_its_settings_keeps_them_and_says_which(caplog:
     def stage(window_ms: int) -> steps.RunDomain:
         settings = AnomalySettings(window_ms=window_ms)
         return steps.RunDomain(lambda shard: Anomalies(settings, shard, 1), upstreams=1, ordered=True,
-                               name="anomaly", state_dir=_stores())
+                               name="anomaly", entity_stores=_stores())
 
     view = Event("e1", "page_view", "clickstream", NOON, {"channel": "web", "session_id": "s1", "anonymous_id": "a"})
     snapshot, _ = _run(stage(15 * 60_000), None, [view])

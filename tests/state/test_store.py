@@ -17,7 +17,7 @@ from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
 from operators.state.store import EntityStore, StoreError
-from operators.state.tracked import TrackedDict
+from operators.state.tracked import MutableTrackedDict, TrackedDict
 from operators.time.units import DAY_MS
 
 
@@ -27,7 +27,7 @@ def _state(tracked: TrackedDict[str, Any]) -> list[tuple[str, Any]]:
 
 def test_a_snapshot_writes_only_the_entries_that_changed(tmp_path: Path) -> None:
     store = EntityStore(tmp_path / "s.sqlite3")
-    profiles: TrackedDict[str, list[int]] = TrackedDict(mutable=True)
+    profiles: MutableTrackedDict[str, list[int]] = MutableTrackedDict()
     for n in range(1_000):
         profiles[f"c{n}"] = [n]
     store.snapshot({"profiles": profiles})
@@ -137,7 +137,7 @@ _OPS = st.lists(
 def test_any_history_restores_to_the_state_of_the_snapshot_resumed_from(tmp_path_factory: Any, ops: list[Any]) -> None:
     path = tmp_path_factory.mktemp("store") / "s.sqlite3"
     store = EntityStore(path, retain=4)
-    live: TrackedDict[str, list[int]] = TrackedDict(mutable=True)
+    live: MutableTrackedDict[str, list[int]] = MutableTrackedDict()
     taken: list[tuple[bytes, list[tuple[str, list[int]]]]] = []  # header, the state it was taken of
     for op, key, value in ops:
         if op == "set":
@@ -151,11 +151,12 @@ def test_any_history_restores_to_the_state_of_the_snapshot_resumed_from(tmp_path
         elif op == "snapshot":
             taken.append((store.snapshot({"live": live}), pickle.loads(pickle.dumps(_state(live)))))
         elif op == "restore" and taken:
-            header, expected = taken[max(0, len(taken) - 1 - value)]
+            at = max(0, len(taken) - 1 - value)
+            header, expected = taken[at]
             store = EntityStore(path, retain=4)
             live = store.restore(header)["live"]
             assert _state(live) == expected
-            taken = taken[: taken.index((header, expected)) + 1]
+            del taken[at + 1 :]  # the snapshots after it were never committed: gone
 
 
 # -- the flow's real domains --------------------------------------------------------------

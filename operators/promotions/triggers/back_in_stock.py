@@ -35,7 +35,7 @@ from operators.promotions.rules import PromotionSettings, Rule
 from operators.promotions.state import Recipient
 from operators.promotions.triggers.base import ActivityChange, Context, Trigger
 from operators.settings import parse_int, parse_positive_duration
-from operators.state.tracked import TrackedDict
+from operators.state.tracked import MutableTrackedDict
 from operators.time.timers import Timer, TimerQueue
 
 __all__ = ["TRIGGER", "WAITLIST_TIMER", "BackInStock", "Waitlists"]
@@ -82,7 +82,7 @@ class Waitlists:
     """
 
     def __init__(self) -> None:
-        self.lists: TrackedDict[tuple[str, str], dict[str, int]] = TrackedDict(mutable=True)
+        self.lists: MutableTrackedDict[tuple[str, str], dict[str, int]] = MutableTrackedDict()
         self._out: dict[str, int] = {}  # sku -> network availability while at or below 0
 
     def join(self, rule: Rule, sku: str, key: str, rec: Recipient, now: int, timers: TimerQueue[Any]) -> bool:
