@@ -5,11 +5,13 @@ synthetically: the real stages run over ``--seed-customers`` simulated customers
 for ``--days``, then every customer-keyed entry of their tracked dicts
 (:mod:`operators.state.tracked`) is copied under new keys until the shards hold
 ``--customers`` customers. That state is stored once (the first snapshot, which
-writes everything), then ``--touched`` of the customers are changed, as events
-would change them, and the next snapshot is timed: that is what every snapshot
-interval costs. Last, the stores are opened again as a restarted process would,
-every shard restored, and one event pushed through: the time to that first
-output. The baseline, measured in the same run on the simulated customers and
+writes everything), then ``--rounds`` times ``--touched`` of the customers are
+changed, as events would change them, and a snapshot is timed: that is what
+every snapshot interval costs, in the end with old segments being copied
+forward too (the store's steady state). Last, the stores are opened again as a
+restarted process would, every shard restored, and one event pushed through:
+the time to that first output (and, apart, the unpickling of every value a
+restore leaves pickled until first read). The baseline, measured in the same run on the simulated customers and
 scaled linearly to the grown state, is a snapshot as it was before snapshots
 were incremental: every shard pickled whole (and unpickled, for a restart).
 Figures are CPU seconds (``time.process_time``) and wall seconds.
@@ -23,6 +25,7 @@ import argparse
 import pickle
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -78,8 +81,16 @@ def grow(flow: LocalFlow, factor: int) -> list[str]:
     return keys
 
 
-def _customer_of(key: str, customers: set[str]) -> bool:
-    return key in customers or key.rpartition(":")[2] in customers or key.partition(":")[2] in customers
+def _customer_of(key: str, customers: set[str] | dict[str, Any]) -> bool:
+    return _owner(key, customers) is not None
+
+
+def _owner(key: str, customers: set[str] | dict[str, Any]) -> str | None:
+    """The customer a key is of (the key itself, or its part after the first or last colon)."""
+    for candidate in (key, key.rpartition(":")[2], key.partition(":")[2]):
+        if candidate in customers:
+            return candidate
+    return None
 
 
 def main() -> int:
@@ -88,6 +99,7 @@ def main() -> int:
     parser.add_argument("--seed-customers", type=int, default=2_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--touched", type=float, default=0.01, help="share of customers changed per snapshot")
+    parser.add_argument("--rounds", type=int, default=80, help="snapshots timed, each after new changes")
     args = parser.parse_args()
 
     config = load_config()
@@ -126,19 +138,41 @@ def main() -> int:
         print(f"first snapshot (everything): {time.process_time() - started:.1f} s CPU, "
               f"{time.perf_counter() - wall:.1f} s wall")
 
-        # What the customers' events would change: every entry of theirs (profiles, timers, ...).
-        touched = set(random.Random(7).sample(keys, int(len(keys) * args.touched)))
+        # What the customers' events would change: every entry of theirs (profiles, timers, ...),
+        # for a new sample of customers at each snapshot, until old segments are being copied
+        # forward (the steady state: superseded entries are a third of what is stored).
+        owned: dict[str, list[tuple[TrackedDict[Any, Any], Any]]] = {key: [] for key in keys}
         for tracked in dicts:
-            for key in [k for k in dict.keys(tracked) if isinstance(k, str) and _customer_of(k, touched)]:
-                tracked.touch(key)
-        started, wall = time.process_time(), time.perf_counter()
-        headers = flow.snapshot(folder)
-        cpu, took = time.process_time() - started, time.perf_counter() - wall
+            for key in dict.keys(tracked):
+                if isinstance(key, str):
+                    owner = _owner(key, owned)
+                    if owner is not None:
+                        owned[owner].append((tracked, key))
+        pick = random.Random(7)
+        cpus: list[float] = []
+        walls: list[float] = []
+        copied: list[int] = []
+        for _ in range(args.rounds):
+            for customer in pick.sample(keys, int(len(keys) * args.touched)):
+                for tracked, key in owned[customer]:
+                    tracked.touch(key)
+            started, wall = time.process_time(), time.perf_counter()
+            headers = flow.snapshot(folder)
+            cpus.append(time.process_time() - started)
+            walls.append(time.perf_counter() - wall)
+            copied.append(sum(store.last_copied for store in flow.stores.values()))
         written = sum(store.last_written for store in flow.stores.values())
         header_bytes = sum(map(len, headers.values()))
-        print(f"snapshot with {len(touched):,} customers ({args.touched:.0%}) changed: {cpu:.2f} s CPU, "
-              f"{took:.2f} s wall; {written:,} entries written, headers {header_bytes:,} bytes; "
-              f"{cpu / baseline:.3f} of the baseline")
+        steady = [cpu for cpu, n in zip(cpus, copied, strict=True) if n] or cpus[-10:]
+        print(f"{args.rounds} snapshots, each with {int(len(keys) * args.touched):,} customers ({args.touched:.0%}) "
+              f"changed: {statistics.median(cpus):.2f} s CPU median, {max(cpus):.2f} s max, "
+              f"{statistics.median(walls):.2f} s wall median; copying forward in {len(steady)} of them: "
+              f"{statistics.median(steady):.2f} s CPU median, {max(steady):.2f} s max; the last wrote "
+              f"{written:,} entries ({copied[-1]:,} copied), headers {header_bytes:,} bytes; "
+              f"median {statistics.median(cpus) / baseline:.3f} of the baseline")
+        read = sum(store.db.execute("SELECT SUM(size) FROM segments WHERE copied IS NULL").fetchone()[0] or 0
+                   for store in flow.stores.values())  # fmt: skip
+        print(f"a restore reads {read:,} entries for {entries:,} current ({read / entries:.2f}x)")
 
         del flow, dicts, shards, whole
         started, wall = time.process_time(), time.perf_counter()
@@ -150,6 +184,14 @@ def main() -> int:
         print(f"restart to its first output (restore every shard, then one event): {cpu:.1f} s CPU, "
               f"{time.perf_counter() - wall:.1f} s wall ({len(restarted.outputs)} outputs); "
               f"{cpu / baseline_restore:.2f} of the baseline's unpickling")
+        # Values of customers not seen since the restart stay pickled until first read (the
+        # daily churn tick reads them all): that deferred cost, all of it at once.
+        started = time.process_time()
+        for shards in restarted.shards.values():
+            for shard in shards:
+                for tracked in tracked_dicts(shard):
+                    tracked.load_all()
+        print(f"then every value still pickled unpickled: {time.process_time() - started:.1f} s CPU")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0

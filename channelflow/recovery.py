@@ -30,7 +30,7 @@ _PART = "part-*.sqlite3"
 #: The layout of the pickled state. Bump it when a snapshotted class changes incompatibly
 #: (2: the churn snapshots' 16th feature, the profile's line count, the windowed churn model;
 #: 3: incremental snapshots, a header in Bytewax's partitions and entries in entity stores).
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 #: The file in a recovery directory that records its state format (absent: format 1).
 FORMAT_FILE = "channelflow-state-format"
 #: The file that records the ``flow.shards`` its state was written with (entities are keyed by shard).

@@ -4,17 +4,30 @@ A recovery snapshot of a shard pickles its whole object graph but for each
 :class:`~operators.state.tracked.TrackedDict` in it, which the header names by
 id. The entries of those dicts live in an :class:`EntityStore` (one SQLite file
 per shard), written at each snapshot only for the keys that changed since the
-previous one. Each snapshot is a *generation*: its entries are rows tagged with
-it, and the header records it.
+previous one. Each snapshot is a *generation*, and the header records it.
+
+The store is a log: what changed in a dict at a snapshot is one *segment* (a
+blob of at most :data:`SEGMENT` entries, appended: no per-entry index to
+update), and a key's latest entry is the one in the newest segment that has
+it. A snapshot also copies forward the still-current entries of the dict's
+oldest segments while superseded ones make up more than a third of what is
+stored, a little at a time (at most twice what it wrote), so no snapshot pays
+for rewriting the dict and a restore reads at most about 1.5 times what is
+current. Every entry keeps its *position* (the order its key was inserted in),
+so a restored dict iterates as the original did.
 
 Bytewax stores the header (``EntityStore.snapshot`` returns its bytes) and,
 after a crash, hands back the header of the last snapshot it committed, which
 may be a generation or two older than the last one written here. A restore
-therefore drops rows of later generations and reads, per key, its latest row
-at or before the header's generation. Superseded rows are deleted only
-``retain`` generations later, so every header Bytewax may still hand back
-finds its rows; an older one is refused (:class:`StoreError`), never read
-wrongly.
+therefore drops segments of later generations and takes back the copying
+done since. Copied segments are deleted only ``retain`` generations later, so
+every header Bytewax may still hand back finds its entries; an older one is
+refused (:class:`StoreError`), never read wrongly.
+
+A restore reads the segments in bulk, and the values of a
+:class:`~operators.state.tracked.MutableTrackedDict` stay pickled until
+first read (see :mod:`operators.state.tracked`): a restarted shard is ready
+once it knows its keys, not once it has rebuilt every customer.
 
 >>> import tempfile, pathlib
 >>> from operators.state.tracked import MutableTrackedDict
@@ -37,30 +50,33 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from operators.state.tracked import TrackedDict
+from operators.state.pickling import collector_paused
+from operators.state.tracked import UNLOADED, TrackedDict
 
 #: Generations a superseded entry is kept for (Bytewax may resume from a snapshot this much older).
 RETAIN = 8
+#: Entries per segment at most: what copying one forward reads at once.
+SEGMENT = 4_096
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    map INTEGER NOT NULL, key NOT NULL, gen INTEGER NOT NULL, seq INTEGER NOT NULL, value BLOB,
-    PRIMARY KEY (map, key, gen)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_by_gen ON entries (gen);
+CREATE TABLE IF NOT EXISTS segments (
+    seg INTEGER PRIMARY KEY, map INTEGER NOT NULL, gen INTEGER NOT NULL, size INTEGER NOT NULL,
+    copied INTEGER, data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS segments_by_map ON segments (map, copied);
 CREATE TABLE IF NOT EXISTS dropped (map INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-#: An entry's row: map, key, generation, position, pickled value (None: deleted).
-Row = tuple[int, str | bytes, int, int, bytes | None]
-#: A changed entry stored before, at its own position: generation, pickled value, map, key.
-Update = tuple[int, bytes | None, int, str | bytes]
+#: Where an entry is: its segment's number above these bits, its position in them.
+_SEQ_BITS = 40
+_SEQ_MASK = (1 << _SEQ_BITS) - 1
 
 
 class StoreError(RuntimeError):
@@ -84,13 +100,37 @@ def header_store(header_bytes: bytes) -> str:
     return header.store
 
 
-class EntityStore:
-    """One shard's entries, by generation, in a SQLite file (see the module docstring)."""
+@dataclass(slots=True)
+class _Segments:
+    """What the store knows of one dict: where each current key's entry is, its live segments."""
 
-    def __init__(self, path: Path, *, retain: int = RETAIN) -> None:
+    where: dict[Any, int] = field(default_factory=dict)  # key -> segment << _SEQ_BITS | position
+    live: deque[tuple[int, int]] = field(default_factory=deque)  # (segment, entries), oldest first
+    stored: int = 0  # entries in the live segments
+
+    def superseded(self) -> int:
+        return self.stored - len(self.where)
+
+
+@dataclass(slots=True)
+class _Write:
+    """One dict's entries to append at a snapshot (keys, where they will be, values; keys deleted)."""
+
+    keys: list[Any] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    deleted: list[Any] = field(default_factory=list)
+    whole: bool = False  # every entry: what the store held of the dict before is superseded
+
+
+class EntityStore:
+    """One shard's entries, as a log of segments in a SQLite file (see the module docstring)."""
+
+    def __init__(self, path: Path, *, retain: int = RETAIN, segment: int = SEGMENT) -> None:
         self.path = path
         self.owner = str(path.resolve())  # what a tracked dict it holds is marked with
         self.retain = retain
+        self.segment = segment
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # WAL with NORMAL sync: a killed process loses nothing committed; only power loss can lose
@@ -100,25 +140,27 @@ class EntityStore:
         self.gen: int = meta.get("gen", 0)
         self.safe_from: int = meta.get("safe_from", 0)
         self.next_map: int = meta.get("next_map", 1)
-        self.maps: set[int] = set()  # the maps the last snapshot (or restore) referenced
-        self.last_written = 0
+        self.next_seg: int = meta.get("next_seg", 1)
+        self.maps: dict[int, _Segments] = {}  # the dicts this store has written or read
+        self.referenced: set[int] = set()  # the maps the last snapshot (or restore) referenced
+        self.last_written = 0  # entries the last snapshot wrote (copied ones too)
+        self.last_copied = 0  # of them, current entries copied forward from old segments
 
     def close(self) -> None:
         self.db.close()
 
     def reset(self) -> None:
         """Forget everything: for a shard that starts afresh (no snapshot of it was committed)."""
-        self.db.executescript("BEGIN; DELETE FROM entries; DELETE FROM dropped; DELETE FROM meta; COMMIT;")
-        self.gen, self.safe_from, self.next_map, self.maps = 0, 0, 1, set()
+        self.db.executescript("BEGIN; DELETE FROM segments; DELETE FROM dropped; DELETE FROM meta; COMMIT;")
+        self.gen, self.safe_from, self.next_map, self.next_seg = 0, 0, 1, 1
+        self.maps, self.referenced = {}, set()
 
     # -- snapshot ----------------------------------------------------------------------
 
     def snapshot(self, state: object) -> bytes:
         """Store what changed in ``state``'s tracked dicts as a new generation; the header bytes."""
         gen = self.gen + 1
-        rows: list[Row] = []  # new keys, at the next positions
-        updates: list[Update] = []  # keys stored before, at their own position
-        referenced: set[int] = set()
+        writes: dict[int, _Write] = {}
         store = self
 
         class Pickler(pickle.Pickler):
@@ -131,73 +173,134 @@ class EntityStore:
                 elif obj.store_id[0] != store.owner:
                     return None  # another shard's dict (shared by reference): pickled whole, inline
                 map_id = obj.store_id[1]
-                if map_id not in referenced:
-                    referenced.add(map_id)
-                    store._changed_rows(obj, map_id, gen, rows, updates)
+                if map_id not in writes:
+                    writes[map_id] = store._changes(obj, map_id)
                 return ("map", map_id, type(obj))
 
-        buffer = io.BytesIO()
-        Pickler(buffer, protocol=_PROTOCOL).dump(state)
-        header = pickle.dumps(Header(self.path.name, gen, buffer.getvalue()), protocol=_PROTOCOL)
         db = self.db
-        db.execute("BEGIN")
+        written = copied = 0
         try:
-            db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
-            db.executemany(
-                "INSERT OR REPLACE INTO entries SELECT map, key, ?, seq, ? FROM entries "
-                "WHERE map = ? AND key = ? ORDER BY gen DESC LIMIT 1",
-                updates,
-            )
-            db.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)", [(m, gen) for m in self.maps - referenced])
-            db.executemany("DELETE FROM dropped WHERE map = ?", [(m,) for m in referenced - self.maps])
+            buffer = io.BytesIO()
+            Pickler(buffer, protocol=_PROTOCOL).dump(state)
+            header = pickle.dumps(Header(self.path.name, gen, buffer.getvalue()), protocol=_PROTOCOL)
+            db.execute("BEGIN")
+            for map_id, write in writes.items():
+                if write.whole:  # what was stored of it before is read no more
+                    db.execute("UPDATE segments SET copied = ? WHERE map = ? AND copied IS NULL", (gen, map_id))
+                own = len(write.keys) + len(write.deleted)
+                copied += self._copy_forward(map_id, write, gen, budget=2 * own)
+                written += self._append(map_id, write, gen)
+            referenced = set(writes)
+            db.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
+                           [(m, gen) for m in self.referenced - referenced])  # fmt: skip
+            db.executemany("DELETE FROM dropped WHERE map = ?", [(m,) for m in referenced - self.referenced])
             self._collect(gen - self.retain)
-            self._set_meta(gen=gen, next_map=self.next_map, safe_from=self.safe_from)
+            self._set_meta(gen=gen, next_map=self.next_map, next_seg=self.next_seg, safe_from=self.safe_from)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            # The dicts' changes were taken and what it knew of them may be half updated: each is
+            # written whole at the next snapshot.
+            self.maps = {}
             raise
-        self.gen, self.maps, self.last_written = gen, referenced, len(rows) + len(updates)
+        self.gen, self.referenced, self.last_written, self.last_copied = gen, referenced, written, copied
         return header
 
-    @staticmethod
-    def _changed_rows(
-        tracked: TrackedDict[Any, Any], map_id: int, gen: int, rows: list[Row], updates: list[Update]
-    ) -> None:
-        """The rows of what changed in ``tracked``: a key inserted since the last snapshot takes the
-        next position (so a restore iterates in the dict's order); another keeps its own."""
+    def _changes(self, tracked: TrackedDict[Any, Any], map_id: int) -> _Write:
+        """What changed in ``tracked`` since it was last stored: a key inserted since takes the next
+        position (so a restore iterates in the dict's order); another keeps its own."""
         changed, added = tracked.take_changes()
-        dumps, get = pickle.dumps, dict.get
-        seq = tracked.next_seq
-        if changed is None:  # never stored: every entry
-            rows.extend((map_id, _key(k), gen, n, dumps(v, _PROTOCOL)) for n, (k, v) in enumerate(dict.items(tracked), seq))
-            tracked.next_seq = seq + len(tracked)
-            return
+        segments = self.maps.get(map_id)
+        write = _Write()
+        keys, seqs, values = write.keys, write.seqs, write.values
+        if changed is None or segments is None:  # never stored here (or not known to be): afresh
+            self.maps[map_id] = _Segments()
+            write.whole = True
+            keys.extend(dict.keys(tracked))
+            seqs.extend(range(len(keys)))
+            values.extend(tracked.stored_values(keys))
+            tracked.next_seq = len(keys)
+            return write
         assert added is not None
+        where = segments.where
+        seq = tracked.next_seq
         for key in added:
-            rows.append((map_id, _key(key), gen, seq, dumps(dict.__getitem__(tracked, key), _PROTOCOL)))
+            keys.append(key)
+            seqs.append(seq)
             seq += 1
         tracked.next_seq = seq
         for key in changed:
             if key in added:
                 continue
-            value = get(tracked, key, _GONE)  # gone: a tombstone, at the position of the entry it ends
-            updates.append((gen, None if value is _GONE else dumps(value, _PROTOCOL), map_id, _key(key)))
+            if key in tracked:
+                keys.append(key)
+                seqs.append(where[key] & _SEQ_MASK)
+            elif key in where:  # deleted (not one inserted and deleted since the last snapshot)
+                write.deleted.append(key)
+                del where[key]
+        values.extend(tracked.stored_values(keys))
+        return write
+
+    def _copy_forward(self, map_id: int, write: _Write, gen: int, *, budget: int) -> int:
+        """While superseded entries are over a third of what the dict stores, copy the current
+        entries of its oldest segments into ``write`` (reading at most about ``budget`` entries,
+        and a segment at least); those segments are read no more as of ``gen``."""
+        segments = self.maps[map_id]
+        where, live = segments.where, segments.live
+        in_write = set(write.keys)
+        copied = read = 0
+        while live and 2 * segments.superseded() > len(where) and (read == 0 or read < budget):
+            seg, size = live.popleft()
+            segments.stored -= size
+            read += size
+            (data,) = self.db.execute("SELECT data FROM segments WHERE seg = ?", (seg,)).fetchone()
+            keys, seqs, values, _ = pickle.loads(data)
+            top = seg << _SEQ_BITS
+            for key, seq, value in zip(keys, seqs, values, strict=True):
+                if where.get(key) == top | seq and key not in in_write:
+                    write.keys.append(key)
+                    write.seqs.append(seq)
+                    write.values.append(value)
+                    copied += 1
+            self.db.execute("UPDATE segments SET copied = ? WHERE seg = ?", (gen, seg))
+        return copied
+
+    def _append(self, map_id: int, write: _Write, gen: int) -> int:
+        """Append ``write`` as segments of generation ``gen``; the entries written."""
+        segments = self.maps[map_id]
+        where = segments.where
+        total = len(write.keys)
+        if total == 0 and not write.deleted:
+            return 0
+        rows = []
+        step = self.segment
+        for start in range(0, max(total, 1), step):
+            seg = self.next_seg
+            self.next_seg += 1
+            keys, seqs = write.keys[start : start + step], write.seqs[start : start + step]
+            deleted = write.deleted if start == 0 else []
+            top = seg << _SEQ_BITS
+            where.update(zip(keys, [top | seq for seq in seqs], strict=True))
+            data = pickle.dumps((keys, seqs, write.values[start : start + step], deleted), protocol=_PROTOCOL)
+            size = len(keys) + len(deleted)
+            rows.append((seg, map_id, gen, size, data))
+            segments.live.append((seg, size))
+            segments.stored += size
+        self.db.executemany("INSERT INTO segments VALUES (?, ?, ?, ?, NULL, ?)", rows)
+        return total + len(write.deleted)
 
     def _collect(self, old: int) -> None:
-        """Delete what no restore at generation ``old`` or later reads: entries superseded by one
-        written at ``old`` (and tombstones written then), and maps dropped by then."""
+        """Delete what no restore at generation ``old`` or later reads: segments copied forward by
+        then, and the segments of dicts no longer in the state by then."""
         if old <= self.safe_from:
             return
         db = self.db
-        for gen in range(self.safe_from + 1, old + 1):
-            written = db.execute("SELECT map, key, value IS NULL FROM entries WHERE gen = ?", (gen,)).fetchall()
-            db.executemany(
-                "DELETE FROM entries WHERE map = ? AND key = ? AND gen < ?",
-                [(m, k, gen + gone) for m, k, gone in written],
-            )
-            for (map_id,) in db.execute("SELECT map FROM dropped WHERE gen = ?", (gen,)).fetchall():
-                db.execute("DELETE FROM entries WHERE map = ?", (map_id,))
-            db.execute("DELETE FROM dropped WHERE gen = ?", (gen,))
+        db.execute("DELETE FROM segments WHERE copied <= ?", (old,))
+        for (map_id,) in db.execute("SELECT map FROM dropped WHERE gen <= ?", (old,)).fetchall():
+            db.execute("DELETE FROM segments WHERE map = ?", (map_id,))
+            self.maps.pop(map_id, None)  # should it come back, it is written whole
+        db.execute("DELETE FROM dropped WHERE gen <= ?", (old,))
         self.safe_from = old
 
     def _set_meta(self, **values: int) -> None:
@@ -219,11 +322,12 @@ class EntityStore:
             )
         db = self.db
         db.execute("BEGIN")
-        db.execute("DELETE FROM entries WHERE gen > ?", (gen,))
+        db.execute("DELETE FROM segments WHERE gen > ?", (gen,))
+        db.execute("UPDATE segments SET copied = NULL WHERE copied > ?", (gen,))
         db.execute("DELETE FROM dropped WHERE gen > ?", (gen,))
         self._set_meta(gen=gen)
         db.execute("COMMIT")
-        self.gen = gen
+        self.gen, self.maps, self.referenced = gen, {}, set()
         store = self
 
         class Unpickler(pickle.Unpickler):
@@ -231,29 +335,41 @@ class EntityStore:
                 _, map_id, cls = pid
                 return store._load_map(map_id, cls)
 
-        return Unpickler(io.BytesIO(header.graph)).load()
+        with collector_paused():
+            return Unpickler(io.BytesIO(header.graph)).load()
 
     def _load_map(self, map_id: int, cls: type[TrackedDict[Any, Any]]) -> TrackedDict[Any, Any]:
-        """A map as of this generation, in its original order: each key's latest row (read in the
-        table's own order, a sequential scan), the deleted ones dropped, by position."""
-        latest: dict[Any, tuple[int, bytes | None]] = {}
+        """A dict as of this generation, in its original order: its live segments replayed, oldest
+        first (a key's latest entry wins), then its keys put back in position order."""
+        segments = self.maps[map_id] = _Segments()
+        where = segments.where
+        stored: dict[Any, Any] = {}
         top = -1
-        for stored, seq, value in self.db.execute("SELECT key, seq, value FROM entries WHERE map = ? ORDER BY key, gen",
-                                                  (map_id,)):  # fmt: skip
-            latest[stored] = (seq, value)
-            top = max(top, seq)
-        present = sorted((seq, stored, value) for stored, (seq, value) in latest.items() if value is not None)
-        del latest
-        loads = pickle.loads
-        tracked = cls((loads(stored) if type(stored) is bytes else stored, loads(value)) for _, stored, value in present)
-        tracked.changed, tracked.store_id, tracked.next_seq = set(), (self.owner, map_id), top + 1
-        self.maps.add(map_id)
+        rows = self.db.execute("SELECT seg, size, data FROM segments WHERE map = ? AND copied IS NULL ORDER BY seg",
+                               (map_id,))  # fmt: skip
+        for seg, size, data in rows:
+            keys, seqs, values, deleted = pickle.loads(data)
+            high = seg << _SEQ_BITS
+            for key in deleted:
+                where.pop(key, None)
+                stored.pop(key, None)
+            where.update(zip(keys, [high | seq for seq in seqs], strict=True))
+            stored.update(zip(keys, values, strict=True))
+            if seqs:
+                top = max(top, max(seqs))
+            segments.live.append((seg, size))
+            segments.stored += size
+        tracked = cls.restored(_in_position_order(where, top + 1), stored)
+        tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
+        self.referenced.add(map_id)
         return tracked
 
 
-_GONE: Any = object()
-
-
-def _key(key: object) -> str | bytes:
-    """A key as stored: a string as SQLite text (read back without unpickling), anything else pickled."""
-    return key if type(key) is str else pickle.dumps(key, _PROTOCOL)
+def _in_position_order(where: dict[Any, int], positions: int) -> list[Any]:
+    """The keys of ``where`` by position (positions below ``positions``, mostly dense)."""
+    if positions > 4 * len(where) + 1024:  # sparse after much deletion: a sort is cheaper
+        return sorted(where, key=lambda key: where[key] & _SEQ_MASK)
+    slots: list[Any] = [UNLOADED] * positions
+    for key, at in where.items():
+        slots[at & _SEQ_MASK] = key
+    return [key for key in slots if key is not UNLOADED]

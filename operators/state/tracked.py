@@ -13,6 +13,11 @@ is reached that way may be changed by the caller. Iterating (``items()``,
 ``values()``) marks nothing: code that updates values it reached by iterating
 says so with :meth:`TrackedDict.touch`.
 
+A restored :class:`MutableTrackedDict` holds its values pickled, as they were
+stored, and unpickles each on its first read (iterating its items or values
+unpickles all that are left); its keys, their order and ``len`` are there
+from the start.
+
 >>> profiles = MutableTrackedDict()
 >>> profiles["c1"] = {"orders": 0}
 >>> profiles.take_changes()  # never stored: everything is new
@@ -28,14 +33,36 @@ says so with :meth:`TrackedDict.touch`.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterable
-from typing import Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+
+from operators.state.pickling import collector_paused
+
+if TYPE_CHECKING:
+    from _collections_abc import dict_items, dict_values
 
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
 
 _MISSING: Any = object()
+
+
+class _Unloaded:
+    """The value of a restored entry not unpickled yet (its bytes are in ``TrackedDict._packed``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNLOADED"
+
+    def __reduce__(self) -> str:
+        return "UNLOADED"
+
+
+UNLOADED: Any = _Unloaded()
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 class TrackedDict(dict[K, V]):
@@ -48,7 +75,7 @@ class TrackedDict(dict[K, V]):
     ``store_id`` names the store that holds it and its id there (None: not stored yet).
     """
 
-    __slots__ = ("added", "changed", "next_seq", "store_id")
+    __slots__ = ("_packed", "added", "changed", "next_seq", "store_id")
     mutable: ClassVar[bool] = False  # whether a read counts as a change (MutableTrackedDict)
 
     def __init__(self, items: Iterable[tuple[K, V]] = ()) -> None:
@@ -57,6 +84,7 @@ class TrackedDict(dict[K, V]):
         self.added: dict[K, None] = {}
         self.next_seq = 0  # the store's position for the next inserted key
         self.store_id: tuple[str, int] | None = None
+        self._packed: dict[K, bytes] = {}  # pickled values of keys not read since a restore
 
     # -- writes ----------------------------------------------------------------------
 
@@ -66,6 +94,8 @@ class TrackedDict(dict[K, V]):
             changed.add(key)
             if key not in self:
                 self.added[key] = None
+        if self._packed:
+            self._packed.pop(key, None)
         dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: K) -> None:
@@ -76,18 +106,26 @@ class TrackedDict(dict[K, V]):
         if self.changed is not None:
             self.changed.add(key)
             self.added.pop(key, None)
+        if self._packed:
+            self._packed.pop(key, None)
 
     @overload
     def pop(self, key: K, /) -> V: ...
     @overload
     def pop(self, key: K, default: V | T, /) -> V | T: ...
     def pop(self, key: K, default: Any = _MISSING, /) -> Any:
-        if key in self:
-            self._removed(key)
-        return dict.pop(self, key) if default is _MISSING else dict.pop(self, key, default)
+        if key not in self:
+            return dict.pop(self, key) if default is _MISSING else default
+        value = dict.pop(self, key)
+        if value is UNLOADED:
+            value = pickle.loads(self._packed[key])
+        self._removed(key)
+        return value
 
     def popitem(self) -> tuple[K, V]:
         key, value = dict.popitem(self)
+        if value is UNLOADED:
+            value = pickle.loads(self._packed[key])
         self._removed(key)
         return key, value
 
@@ -105,11 +143,50 @@ class TrackedDict(dict[K, V]):
         if self.changed is not None:
             self.changed.update(self)
             self.added.clear()
+        self._packed.clear()
         dict.clear(self)
 
     def __ior__(self, other: Any) -> TrackedDict[K, V]:  # type: ignore[override,misc]
         self.update(other)
         return self
+
+    # -- values stored pickled (a restored MutableTrackedDict) ---------------------------
+
+    def _loaded(self, key: K, value: Any) -> Any:
+        """``value`` as read from the dict, unpickled (and put back) if it is not yet."""
+        if value is not UNLOADED:
+            return value
+        value = pickle.loads(self._packed.pop(key))
+        dict.__setitem__(self, key, value)
+        return value
+
+    def load_all(self) -> None:
+        """Unpickle every value not read yet (iterating items or values does this first)."""
+        packed, loads, put = self._packed, pickle.loads, dict.__setitem__
+        with collector_paused():
+            for key, raw in packed.items():
+                put(self, key, loads(raw))
+        packed.clear()
+
+    def items(self) -> dict_items[K, V]:
+        if self._packed:
+            self.load_all()
+        return dict.items(self)
+
+    def values(self) -> dict_values[K, V]:
+        if self._packed:
+            self.load_all()
+        return dict.values(self)
+
+    def __eq__(self, other: object) -> bool:
+        if self._packed:
+            self.load_all()
+        if isinstance(other, TrackedDict) and other._packed:
+            other.load_all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     def touch(self, key: K) -> None:
         """Record that ``key``'s value (reached by iterating) was changed in place."""
@@ -117,6 +194,28 @@ class TrackedDict(dict[K, V]):
             self.changed.add(key)
 
     # -- storing -----------------------------------------------------------------------
+
+    def stored_values(self, keys: list[K]) -> list[Any]:
+        """The values of ``keys`` as a store keeps them: as they are (replaced, never changed in
+        place: a whole list of them pickles at once), each pickled for a MutableTrackedDict (so a
+        restore can leave them pickled until read)."""
+        get = dict.__getitem__
+        if not self.mutable:
+            return [get(self, key) for key in keys]
+        dumps, packed = pickle.dumps, self._packed
+        return [packed[key] if (value := get(self, key)) is UNLOADED else dumps(value, _PROTOCOL) for key in keys]
+
+    @classmethod
+    def restored(cls, keys: list[K], stored: dict[K, Any]) -> TrackedDict[K, V]:
+        """A dict of ``keys``, in this order, with their values as :meth:`stored_values` gave."""
+        tracked = cls()
+        if cls.mutable:
+            dict.update(tracked, dict.fromkeys(keys, UNLOADED))
+            tracked._packed = stored
+        else:
+            dict.update(tracked, zip(keys, map(stored.__getitem__, keys), strict=True))
+        tracked.changed = set()
+        return tracked
 
     def take_changes(self) -> tuple[set[K] | None, dict[K, None] | None]:
         """The keys changed since the last call and those of them inserted, in order (None, None:
@@ -127,15 +226,17 @@ class TrackedDict(dict[K, V]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A plain pickle (a copy, a test) holds every entry and is not bound to any store.
-        return (type(self), (), None, None, iter(dict.items(self)))
+        return (type(self), (), None, None, iter(self.items()))
 
     def __copy__(self) -> TrackedDict[K, V]:
-        return type(self)(dict.items(self))
+        return type(self)(self.items())
 
     def copy(self) -> TrackedDict[K, V]:
         return self.__copy__()
 
     def __repr__(self) -> str:
+        if self._packed:
+            self.load_all()
         return f"{type(self).__name__}({dict.__repr__(self)})"
 
 
@@ -147,6 +248,8 @@ class MutableTrackedDict(TrackedDict[K, V]):
 
     def __getitem__(self, key: K) -> V:
         value = dict.__getitem__(self, key)
+        if value is UNLOADED:
+            value = self._loaded(key, value)
         if self.changed is not None:
             self.changed.add(key)
         return value
@@ -161,6 +264,8 @@ class MutableTrackedDict(TrackedDict[K, V]):
         value = dict.get(self, key, _MISSING)
         if value is _MISSING:
             return default
+        if value is UNLOADED:
+            value = self._loaded(key, value)
         if self.changed is not None:
             self.changed.add(key)
         return value

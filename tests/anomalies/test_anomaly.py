@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import itertools
 import random
 
@@ -10,19 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.anomalies import base as anomaly_base
-from operators.anomalies import baselines as anomaly_baselines
-from operators.anomalies import calibration as anomaly_calibration
-from operators.anomalies import conversion as anomaly_conversion
-from operators.anomalies import counts as anomaly_counts
-from operators.anomalies import detectors as anomaly_detector
-from operators.anomalies import domain as anomaly_domain
-from operators.anomalies import gate as anomaly_gate
-from operators.anomalies import kpi as anomaly_kpi
-from operators.anomalies import lagknn as anomaly_lagknn
-from operators.anomalies import noise as anomaly_noise
-from operators.anomalies import outliers as basket_outliers
-from operators.anomalies import windows as kpi_windows
 from operators.anomalies.detectors import DETECTORS, KpiParams, make_detector
 from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
 from operators.anomalies.gate import AlarmGate
@@ -34,14 +20,6 @@ from operators.time.sharding import shard_of
 from operators.time.stream_items import Progress
 
 MINUTE = 60_000
-
-
-@pytest.mark.parametrize("module", [kpi_windows, anomaly_detector, basket_outliers, anomaly_domain, anomaly_base,
-                                    anomaly_baselines, anomaly_calibration, anomaly_gate, anomaly_kpi,
-                                    anomaly_lagknn, anomaly_noise, anomaly_counts, anomaly_conversion])
-def test_doctests(module: object) -> None:
-    failed, attempted = doctest.testmod(module)  # type: ignore[arg-type]
-    assert attempted > 0 and failed == 0
 
 
 def sale(i: int, ts: int, store: str = "S1", total: float = 10.0) -> Event:

@@ -1,21 +1,15 @@
-"""The churn model's online choice between the logistic model and the recency prior, and the churn doctests."""
+"""The churn model's online choice between the logistic model and the recency prior."""
 
 from __future__ import annotations
 
-import doctest
 import math
 import random
 from dataclasses import replace
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-import operators.churn.features
 import operators.churn.model
-import operators.churn.refit
-import operators.churn.scores
-import operators.customers.book
 from operators.churn.model import ChurnModel
 from operators.churn.scores import PRIOR, ChurnScores, ScoreSettings
 from operators.customers.signals import Example, Snapshot
@@ -25,21 +19,6 @@ KINDS = ("windowed_logistic", "logistic")
 HOUR_MS = 3_600_000
 SETTINGS = ScoreSettings("logistic", score_change=0.02, at_risk=0.5, lapsing=0.8, horizon_days=90, warmup=50)
 RFM = {"recency_days": 1.0, "frequency": 1, "monetary": 1.0}
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        operators.churn.features,
-        operators.churn.model,
-        operators.churn.refit,
-        operators.churn.scores,
-        operators.customers.book,
-    ],
-)
-def test_churn_doctests(module: ModuleType) -> None:
-    failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert tried and not failed
 
 
 def band(log_recency: float) -> bool:

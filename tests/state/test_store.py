@@ -17,7 +17,7 @@ from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
 from operators.state.store import EntityStore, StoreError
-from operators.state.tracked import MutableTrackedDict, TrackedDict
+from operators.state.tracked import UNLOADED, MutableTrackedDict, TrackedDict
 from operators.time.units import DAY_MS
 
 
@@ -90,7 +90,7 @@ def test_superseded_entries_are_deleted_after_the_retained_generations_and_older
         counts.pop(f"gone{n - 1}", None)
         headers.append(store.snapshot([counts]))
     # Only what a restore at generation 7 (10 - retain) or later reads is left.
-    assert store.db.execute("SELECT MIN(gen) FROM entries").fetchone()[0] == 7
+    assert store.db.execute("SELECT MIN(gen) FROM segments").fetchone()[0] == 7
 
     with pytest.raises(StoreError, match="generation 6"):
         EntityStore(tmp_path / "s.sqlite3", retain=3).restore(headers[5])
@@ -105,7 +105,19 @@ def test_a_dict_no_longer_in_the_state_has_its_entries_deleted_later(tmp_path: P
     state["old"] = TrackedDict({"b": 2}.items())  # replaced
     for _ in range(4):
         store.snapshot(state)
-    assert store.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 1
+    assert store.db.execute("SELECT SUM(size) FROM segments").fetchone()[0] == 1
+
+
+def test_a_snapshot_that_failed_loses_no_change(tmp_path: Path) -> None:
+    store = EntityStore(tmp_path / "s.sqlite3")
+    links: TrackedDict[str, Any] = TrackedDict({"a": "1", "b": "2"}.items())
+    store.snapshot([links])
+    links["a"] = "3"
+    del links["b"]
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
+        store.snapshot([links, lambda: None])  # not picklable: after the dict's changes were taken
+    header = store.snapshot([links])
+    assert _state(EntityStore(tmp_path / "s.sqlite3").restore(header)[0]) == [("a", "3")]
 
 
 def test_a_dict_of_another_store_is_pickled_whole_not_taken_over(tmp_path: Path) -> None:
@@ -114,6 +126,50 @@ def test_a_dict_of_another_store_is_pickled_whole_not_taken_over(tmp_path: Path)
     header = EntityStore(tmp_path / "two.sqlite3").snapshot([shared])
     assert shared.store_id is not None and shared.store_id[0].endswith("one.sqlite3")
     assert _state(EntityStore(tmp_path / "two.sqlite3").restore(header)[0]) == [("a", 1)]
+
+
+def test_a_restored_mutable_dict_unpickles_a_value_when_it_is_first_read(tmp_path: Path) -> None:
+    store = EntityStore(tmp_path / "s.sqlite3")
+    profiles: MutableTrackedDict[str, list[int]] = MutableTrackedDict()
+    profiles.update({"a": [1], "b": [2], "c": [3], "d": [4]})
+    header = store.snapshot([profiles])
+
+    again = EntityStore(tmp_path / "s.sqlite3")
+    restored = again.restore(header)[0]
+    assert len(restored) == 4 and list(restored) == ["a", "b", "c", "d"] and "b" in restored
+    assert dict.__getitem__(restored, "b") is UNLOADED  # keys first, values on demand
+    restored["b"].append(20)  # read: unpickled, and counts as changed
+    restored.touch("c")  # changed without being read: stored from its pickled bytes
+    assert restored.pop("d") == [4]
+    assert dict.__getitem__(restored, "a") is UNLOADED
+    header = again.snapshot([restored])
+    assert again.last_written == 3
+    assert _state(restored) == [("a", [1]), ("b", [2, 20]), ("c", [3])]  # items() unpickles the rest
+    assert _state(EntityStore(tmp_path / "s.sqlite3").restore(header)[0]) == _state(restored)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 199), st.booleans()), min_size=1, max_size=400), st.integers(1, 40))
+def test_what_a_store_reads_stays_within_half_again_what_is_current(
+    tmp_path_factory: Any, changes: list[tuple[int, bool]], every: int
+) -> None:
+    """Superseded entries are copied past, a little at each snapshot: what a restore reads (the
+    segments not copied) stays near 1.5 times the current entries however they were changed."""
+    path = tmp_path_factory.mktemp("store") / "s.sqlite3"
+    store = EntityStore(path, retain=2, segment=8)
+    counts: TrackedDict[int, int] = TrackedDict({n: 0 for n in range(200)}.items())
+    header = store.snapshot([counts])
+    for n, (key, delete) in enumerate(changes, 1):
+        if delete:
+            counts.pop(key, None)
+        else:
+            counts[key] = n
+        if n % every == 0:
+            header = store.snapshot([counts])
+            read = store.db.execute("SELECT SUM(size) FROM segments WHERE copied IS NULL").fetchone()[0]
+            assert read <= 1.5 * len(counts) + 2 * (every + 8)
+    header = store.snapshot([counts])
+    assert _state(EntityStore(path, retain=2, segment=8).restore(header)[0]) == _state(counts)
 
 
 # -- any sequence of changes, snapshots and restores ---------------------------------------
@@ -136,7 +192,7 @@ _OPS = st.lists(
 @given(_OPS)
 def test_any_history_restores_to_the_state_of_the_snapshot_resumed_from(tmp_path_factory: Any, ops: list[Any]) -> None:
     path = tmp_path_factory.mktemp("store") / "s.sqlite3"
-    store = EntityStore(path, retain=4)
+    store = EntityStore(path, retain=4, segment=2)  # small segments: a snapshot writes several
     live: MutableTrackedDict[str, list[int]] = MutableTrackedDict()
     taken: list[tuple[bytes, list[tuple[str, list[int]]]]] = []  # header, the state it was taken of
     for op, key, value in ops:
@@ -153,7 +209,7 @@ def test_any_history_restores_to_the_state_of_the_snapshot_resumed_from(tmp_path
         elif op == "restore" and taken:
             at = max(0, len(taken) - 1 - value)
             header, expected = taken[at]
-            store = EntityStore(path, retain=4)
+            store = EntityStore(path, retain=4, segment=2)
             live = store.restore(header)["live"]
             assert _state(live) == expected
             del taken[at + 1 :]  # the snapshots after it were never committed: gone
