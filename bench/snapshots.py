@@ -8,13 +8,14 @@ for ``--days``, then every customer-keyed entry of their tracked dicts
 writes everything), then ``--rounds`` times ``--touched`` of the customers are
 changed, as events would change them, and a snapshot is timed: that is what
 every snapshot interval costs, in the end with old segments being copied
-forward too (the store's steady state). Last, the stores are opened again as a
-restarted process would, every shard restored, and one event pushed through:
-the time to that first output (and, apart, the unpickling of every value a
-restore leaves pickled until first read). The baseline, measured in the same run on the simulated customers and
-scaled linearly to the grown state, is a snapshot as it was before snapshots
-were incremental: every shard pickled whole (and unpickled, for a restart).
-Figures are CPU seconds (``time.process_time``) and wall seconds.
+forward too (the store's steady state). Last, once that process has exited, a
+new one restores every shard from the stores and pushes one event through: the
+time to that first output, from the restore and from the process's start
+(and, apart, the unpickling of every value a restore leaves pickled until
+first read). The baseline, measured in the same run on the simulated customers
+and scaled linearly to the grown state, is a snapshot as it was before
+snapshots were incremental: every shard pickled whole (and unpickled, for a
+restart). Figures are CPU seconds (user and system) and wall seconds.
 
     .venv/bin/python bench/snapshots.py --customers 1000000
 """
@@ -22,10 +23,13 @@ Figures are CPU seconds (``time.process_time``) and wall seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,6 +97,35 @@ def _owner(key: str, customers: set[str] | dict[str, Any]) -> str | None:
     return None
 
 
+def restart(folder: Path, spawned: float | None) -> None:
+    """A restarted process: restore every shard from ``folder``, push one event, report (with the
+    wall time since ``spawned``, when its parent started it, if given)."""
+    config = load_config()
+    headers, last = pickle.loads((folder / "restart.pickle").read_bytes())
+    before, wall = os.times(), time.perf_counter()
+    restarted = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
+    restarted.restore(folder, headers)
+    restarted.push(last)
+    restarted.advance(last.ts + 1)
+    after = os.times()
+    print(f"restart to its first output (restore every shard, then one event): "
+          f"{after.user - before.user + after.system - before.system:.1f} s CPU "
+          f"({after.system - before.system:.1f} s of it in the kernel), {time.perf_counter() - wall:.1f} s wall "
+          f"({len(restarted.outputs)} outputs)")
+    if spawned is not None:
+        print(f"  the process from its start to its first output: {time.time() - spawned:.1f} s wall")
+    # Values of customers not seen since the restart stay pickled until first read (the daily
+    # churn tick reads them all): that deferred cost, all of it at once.
+    before = os.times()
+    for shards in restarted.shards.values():
+        for shard in shards:
+            for tracked in tracked_dicts(shard):
+                tracked.load_all()
+    after = os.times()
+    print(f"  then every value still pickled unpickled: {after.user - before.user + after.system - before.system:.1f} "
+          f"s CPU ({after.system - before.system:.1f} s in the kernel)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -100,8 +133,31 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--touched", type=float, default=0.01, help="share of customers changed per snapshot")
     parser.add_argument("--rounds", type=int, default=80, help="snapshots timed, each after new changes")
+    parser.add_argument("--keep", type=Path, help="write the stores here and keep them (restart again with "
+                        "--restart FOLDER)")
+    parser.add_argument("--restart", type=Path, help="only restart from the stores --keep kept")
+    parser.add_argument("--spawned", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.restart is not None:
+        restart(args.restart, args.spawned)
+    elif args.build is not None:
+        build(args, args.build)
+    else:
+        # Each its own process, the restarted one after the first has exited (and freed its memory).
+        folder = args.keep or Path(tempfile.mkdtemp(prefix="cf-snapshots-"))
+        try:
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--build", str(folder)], check=True)
+            subprocess.run([sys.executable, __file__, "--restart", str(folder), "--spawned", str(time.time())],
+                           check=True)  # fmt: skip
+        finally:
+            if args.keep is None:
+                shutil.rmtree(folder, ignore_errors=True)
+    return 0
 
+
+def build(args: argparse.Namespace, folder: Path) -> None:
+    """Grow the state, store it, time snapshots after changes; leave what a restart needs in ``folder``."""
     config = load_config()
     log = sorted((event_of(body) for body in simulate(
         SimulationSettings(seed=11, customers=args.seed_customers, days=args.days, anomalies=False),
@@ -131,70 +187,53 @@ def main() -> int:
     print(f"baseline, the whole state pickled: {pickled_s / seed * 1e6:.1f} µs CPU per customer, "
           f"{baseline:.1f} s at {len(keys):,}; unpickled: {baseline_restore:.1f} s")
 
-    folder = Path(tempfile.mkdtemp(prefix="cf-snapshots-"))
-    try:
-        started, wall = time.process_time(), time.perf_counter()
-        flow.snapshot(folder)
-        print(f"first snapshot (everything): {time.process_time() - started:.1f} s CPU, "
-              f"{time.perf_counter() - wall:.1f} s wall")
+    started, wall = time.process_time(), time.perf_counter()
+    flow.snapshot(folder)
+    print(f"first snapshot (everything): {time.process_time() - started:.1f} s CPU, "
+          f"{time.perf_counter() - wall:.1f} s wall")
 
-        # What the customers' events would change: every entry of theirs (profiles, timers, ...),
-        # for a new sample of customers at each snapshot, until old segments are being copied
-        # forward (the steady state: superseded entries are a third of what is stored).
-        owned: dict[str, list[tuple[TrackedDict[Any, Any], Any]]] = {key: [] for key in keys}
-        for tracked in dicts:
-            for key in dict.keys(tracked):
-                if isinstance(key, str):
-                    owner = _owner(key, owned)
-                    if owner is not None:
-                        owned[owner].append((tracked, key))
-        pick = random.Random(7)
-        cpus: list[float] = []
-        walls: list[float] = []
-        copied: list[int] = []
-        for _ in range(args.rounds):
-            for customer in pick.sample(keys, int(len(keys) * args.touched)):
-                for tracked, key in owned[customer]:
-                    tracked.touch(key)
-            started, wall = time.process_time(), time.perf_counter()
-            headers = flow.snapshot(folder)
-            cpus.append(time.process_time() - started)
-            walls.append(time.perf_counter() - wall)
-            copied.append(sum(store.last_copied for store in flow.stores.values()))
-        written = sum(store.last_written for store in flow.stores.values())
-        header_bytes = sum(map(len, headers.values()))
-        steady = [cpu for cpu, n in zip(cpus, copied, strict=True) if n] or cpus[-10:]
-        print(f"{args.rounds} snapshots, each with {int(len(keys) * args.touched):,} customers ({args.touched:.0%}) "
-              f"changed: {statistics.median(cpus):.2f} s CPU median, {max(cpus):.2f} s max, "
-              f"{statistics.median(walls):.2f} s wall median; copying forward in {len(steady)} of them: "
-              f"{statistics.median(steady):.2f} s CPU median, {max(steady):.2f} s max; the last wrote "
-              f"{written:,} entries ({copied[-1]:,} copied), headers {header_bytes:,} bytes; "
-              f"median {statistics.median(cpus) / baseline:.3f} of the baseline")
-        read = sum(store.db.execute("SELECT SUM(size) FROM segments WHERE copied IS NULL").fetchone()[0] or 0
-                   for store in flow.stores.values())  # fmt: skip
-        print(f"a restore reads {read:,} entries for {entries:,} current ({read / entries:.2f}x)")
-
-        del flow, dicts, shards, whole
+    # What the customers' events would change: every entry of theirs (profiles, timers, ...),
+    # for a new sample of customers at each snapshot, until old segments are being copied
+    # forward (the steady state: superseded entries are a quarter of what is stored).
+    owned: dict[str, list[tuple[TrackedDict[Any, Any], Any]]] = {key: [] for key in keys}
+    for tracked in dicts:
+        for key in dict.keys(tracked):
+            if isinstance(key, str):
+                owner = _owner(key, owned)
+                if owner is not None:
+                    owned[owner].append((tracked, key))
+    pick = random.Random(7)
+    cpus: list[float] = []
+    walls: list[float] = []
+    copied: list[int] = []
+    for _ in range(args.rounds):
+        for customer in pick.sample(keys, int(len(keys) * args.touched)):
+            for tracked, key in owned[customer]:
+                tracked.touch(key)
         started, wall = time.process_time(), time.perf_counter()
-        restarted = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
-        restarted.restore(folder, headers)
-        restarted.push(last)
-        restarted.advance(last.ts + 1)
-        cpu = time.process_time() - started
-        print(f"restart to its first output (restore every shard, then one event): {cpu:.1f} s CPU, "
-              f"{time.perf_counter() - wall:.1f} s wall ({len(restarted.outputs)} outputs); "
-              f"{cpu / baseline_restore:.2f} of the baseline's unpickling")
-        # Values of customers not seen since the restart stay pickled until first read (the
-        # daily churn tick reads them all): that deferred cost, all of it at once.
-        started = time.process_time()
-        for shards in restarted.shards.values():
-            for shard in shards:
-                for tracked in tracked_dicts(shard):
-                    tracked.load_all()
-        print(f"then every value still pickled unpickled: {time.process_time() - started:.1f} s CPU")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return 0
+        headers = flow.snapshot(folder)
+        cpus.append(time.process_time() - started)
+        walls.append(time.perf_counter() - wall)
+        copied.append(sum(store.last_copied for store in flow.stores.values()))
+    written = sum(store.last_written for store in flow.stores.values())
+    header_bytes = sum(map(len, headers.values()))
+    copying = [cpu for cpu, n in zip(cpus, copied, strict=True) if n]
+    steady = (f"copying forward in {len(copying)} of them: {statistics.median(copying):.2f} s CPU median, "
+              f"{max(copying):.2f} s max" if copying else "none copied forward")
+    print(f"{args.rounds} snapshots, each with {int(len(keys) * args.touched):,} customers ({args.touched:.0%}) "
+          f"changed: {statistics.median(cpus):.2f} s CPU median, {max(cpus):.2f} s max, "
+          f"{statistics.median(walls):.2f} s wall median; {steady}; the last wrote "
+          f"{written:,} entries ({copied[-1]:,} copied), headers {header_bytes:,} bytes; "
+          f"median {statistics.median(cpus) / baseline:.3f} of the baseline")
+    slowest = sorted(range(len(cpus)), key=cpus.__getitem__)[-3:]
+    print("  slowest: " + ", ".join(f"#{n + 1} {cpus[n]:.2f} s ({copied[n]:,} copied)" for n in reversed(slowest)))
+    read = sum(store.db.execute("SELECT SUM(size) FROM segments WHERE copied IS NULL").fetchone()[0] or 0
+               for store in flow.stores.values())  # fmt: skip
+    print(f"a restore reads {read:,} entries for {entries:,} current ({read / entries:.2f}x)")
+
+    # A restart is a new process: it is timed from its start (imports included) to its first output.
+    (folder / "restart.pickle").write_bytes(pickle.dumps((headers, last)))
+    print(f"the baseline unpickles the whole state in {baseline_restore:.1f} s CPU; restarting:", flush=True)
 
 
 if __name__ == "__main__":

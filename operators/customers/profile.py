@@ -25,12 +25,14 @@ from typing import Any
 from operators.contract.events import Event
 from operators.contract.kpis import kpi_of
 from operators.contract.money import to_millis
+from operators.state.pickling import pickled_as_call
 from operators.time.units import DAY_MS
 
 #: Purchase and session times kept per customer for the recent-activity features.
 RECENT_TIMES = 32
 
 
+@pickled_as_call
 @dataclass(slots=True)
 class CustomerProfile:
     """Everything channelflow knows of one customer; see ``docs/customers.md``."""

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from operators.promotions.inputs import CustomerFacts
 from operators.promotions.rules import Cap, Holdout, PromotionSettings, QuietHours, Rule
+from operators.state.pickling import pickled_as_call
 from operators.time.units import DAY_MS
 
 __all__ = [
@@ -223,6 +224,7 @@ def quiet_release(ts: int, facts: CustomerFacts, quiet: QuietHours) -> int | Non
     return max(ts, local_epoch_ms(release_day, quiet.end, zone))
 
 
+@pickled_as_call
 @dataclass(slots=True)
 class ContactHistory:
     """What reached one customer: record times per channel (caps) and per rule (re-eligibility).
@@ -279,6 +281,7 @@ class DailyBudget:
         self._used[rule] = (utc_day(now), used + 1 if day == utc_day(now) else 1)
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One trigger instance for one customer, waiting for a decision.

@@ -42,6 +42,7 @@ class Pending:
     release: int
 
 
+@pickled_as_call
 @dataclass(slots=True)
 class Customer:
     """What a customer shard holds about one customer (erasure drops it whole).
@@ -57,6 +58,7 @@ class Customer:
     told: CustomerFacts | None = None
 
 
+@pickled_as_call
 @dataclass(slots=True)
 class Recipient:
     """What the gate holds about one customer (erasure drops it whole)."""

@@ -1,9 +1,9 @@
-"""Pickling the small frozen records that domain state holds by the thousand.
+"""Pickling the records that domain state holds by the thousand.
 
-A frozen, slotted dataclass pickles through the ``__getstate__`` that
-``dataclasses`` writes: a Python-level walk of ``fields()`` per object, and
-``__setstate__`` the same way back. For records a shard holds one of per
-customer (a customer's facts, an armed rule) that walk is a large share of a
+A slotted dataclass pickles through the ``__getstate__`` that ``dataclasses``
+writes: a Python-level walk of ``fields()`` per object, and ``__setstate__``
+the same way back. For records a shard holds one of per customer (a
+profile, a customer's facts, an armed rule) that walk is a large share of a
 recovery snapshot's cost. :func:`pickled_as_call` pickles such a record as a
 call of its class with its field values (read by ``operator.attrgetter``, in
 C). Snapshots written before keep loading: the dataclass's own

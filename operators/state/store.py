@@ -10,10 +10,10 @@ The store is a log: what changed in a dict at a snapshot is one *segment* (a
 blob of at most :data:`SEGMENT` entries, appended: no per-entry index to
 update), and a key's latest entry is the one in the newest segment that has
 it. A snapshot also copies forward the still-current entries of the dict's
-oldest segments while superseded ones make up more than a third of what is
-stored, a little at a time (at most twice what it wrote), so no snapshot pays
-for rewriting the dict and a restore reads at most about 1.5 times what is
-current. Every entry keeps its *position* (the order its key was inserted in),
+oldest segments while superseded ones make up more than :data:`SUPERSEDED` (a
+quarter) of what is stored, a little at a time (reading at most twice what it
+wrote, or one segment), so no snapshot pays for rewriting the dict and a
+restore reads about 4/3 of what is current at most. Every entry keeps its *position* (the order its key was inserted in),
 so a restored dict iterates as the original did.
 
 Bytewax stores the header (``EntityStore.snapshot`` returns its bytes) and,
@@ -61,7 +61,9 @@ from operators.state.tracked import UNLOADED, TrackedDict
 #: Generations a superseded entry is kept for (Bytewax may resume from a snapshot this much older).
 RETAIN = 8
 #: Entries per segment at most: what copying one forward reads at once.
-SEGMENT = 4_096
+SEGMENT = 1_024
+#: The share of superseded entries in what a dict stores above which old segments are copied forward.
+SUPERSEDED = 0.25
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -243,14 +245,14 @@ class EntityStore:
         return write
 
     def _copy_forward(self, map_id: int, write: _Write, gen: int, *, budget: int) -> int:
-        """While superseded entries are over a third of what the dict stores, copy the current
+        """While superseded entries are over :data:`SUPERSEDED` of what the dict stores, copy the current
         entries of its oldest segments into ``write`` (reading at most about ``budget`` entries,
         and a segment at least); those segments are read no more as of ``gen``."""
         segments = self.maps[map_id]
         where, live = segments.where, segments.live
         in_write = set(write.keys)
         copied = read = 0
-        while live and 2 * segments.superseded() > len(where) and (read == 0 or read < budget):
+        while live and segments.superseded() > SUPERSEDED * segments.stored and (read == 0 or read < budget):
             seg, size = live.popleft()
             segments.stored -= size
             read += size

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 from operators.state.pickling import collector_paused
@@ -210,7 +211,7 @@ class TrackedDict(dict[K, V]):
         """A dict of ``keys``, in this order, with their values as :meth:`stored_values` gave."""
         tracked = cls()
         if cls.mutable:
-            dict.update(tracked, dict.fromkeys(keys, UNLOADED))
+            dict.update(tracked, zip(keys, repeat(UNLOADED)))
             tracked._packed = stored
         else:
             dict.update(tracked, zip(keys, map(stored.__getitem__, keys), strict=True))
