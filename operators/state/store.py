@@ -11,9 +11,9 @@ blob of at most :data:`SEGMENT` entries, appended: no per-entry index to
 update), and a key's latest entry is the one in the newest segment that has
 it. A snapshot also copies forward the still-current entries of the dict's
 oldest segments while superseded ones make up more than :data:`SUPERSEDED` (a
-quarter) of what is stored, a little at a time (reading at most twice what it
-wrote, or one segment), so no snapshot pays for rewriting the dict and a
-restore reads about 4/3 of what is current at most. Every entry keeps its *position* (the order its key was inserted in),
+quarter) of what is stored, a little at a time (reading about twice what the
+snapshot wrote, or a segment, over all the shard's dicts), so no snapshot pays
+for rewriting a dict and a restore reads about 4/3 of what is current. Every entry keeps its *position* (the order its key was inserted in),
 so a restored dict iterates as the original did.
 
 Bytewax stores the header (``EntityStore.snapshot`` returns its bytes) and,
@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-#: Where an entry is: its segment's number above these bits, its position in them.
+#: Where an entry is: its segment's number above these bits, its key's position below them.
 _SEQ_BITS = 40
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
 
@@ -189,8 +189,17 @@ class EntityStore:
             for map_id, write in writes.items():
                 if write.whole:  # what was stored of it before is read no more
                     db.execute("UPDATE segments SET copied = ? WHERE map = ? AND copied IS NULL", (gen, map_id))
-                own = len(write.keys) + len(write.deleted)
-                copied += self._copy_forward(map_id, write, gen, budget=2 * own)
+            # Copying forward reads at most twice what this snapshot wrote of its own (or a
+            # segment), over all the shard's dicts, the most superseded first: a snapshot costs
+            # about what it writes even when every dict needs copying at once.
+            budget = max(2 * sum(len(write.keys) + len(write.deleted) for write in writes.values()), self.segment)
+            for map_id in sorted(writes, key=self._superseded_share, reverse=True):
+                if budget <= 0:
+                    break
+                read, n = self._copy_forward(map_id, writes[map_id], gen, budget=budget)
+                budget -= read
+                copied += n
+            for map_id, write in writes.items():
                 written += self._append(map_id, write, gen)
             referenced = set(writes)
             db.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
@@ -244,15 +253,20 @@ class EntityStore:
         values.extend(tracked.stored_values(keys))
         return write
 
-    def _copy_forward(self, map_id: int, write: _Write, gen: int, *, budget: int) -> int:
-        """While superseded entries are over :data:`SUPERSEDED` of what the dict stores, copy the current
-        entries of its oldest segments into ``write`` (reading at most about ``budget`` entries,
-        and a segment at least); those segments are read no more as of ``gen``."""
+    def _superseded_share(self, map_id: int) -> float:
+        segments = self.maps[map_id]
+        return segments.superseded() / segments.stored if segments.stored else 0.0
+
+    def _copy_forward(self, map_id: int, write: _Write, gen: int, *, budget: int) -> tuple[int, int]:
+        """While superseded entries are over :data:`SUPERSEDED` of what the dict stores, copy the
+        current entries of its oldest segments into ``write`` (reading whole segments until
+        ``budget`` entries are read); those segments are read no more as of ``gen``. The entries
+        read, and copied."""
         segments = self.maps[map_id]
         where, live = segments.where, segments.live
         in_write = set(write.keys)
         copied = read = 0
-        while live and segments.superseded() > SUPERSEDED * segments.stored and (read == 0 or read < budget):
+        while live and segments.superseded() > SUPERSEDED * segments.stored and read < budget:
             seg, size = live.popleft()
             segments.stored -= size
             read += size
@@ -266,7 +280,7 @@ class EntityStore:
                     write.values.append(value)
                     copied += 1
             self.db.execute("UPDATE segments SET copied = ? WHERE seg = ?", (gen, seg))
-        return copied
+        return read, copied
 
     def _append(self, map_id: int, write: _Write, gen: int) -> int:
         """Append ``write`` as segments of generation ``gen``; the entries written."""

@@ -153,10 +153,8 @@ class TrackedDict(dict[K, V]):
 
     # -- values stored pickled (a restored MutableTrackedDict) ---------------------------
 
-    def _loaded(self, key: K, value: Any) -> Any:
-        """``value`` as read from the dict, unpickled (and put back) if it is not yet."""
-        if value is not UNLOADED:
-            return value
+    def _load(self, key: K) -> Any:
+        """The value of ``key``, not read since a restore: unpickled, and put in its place."""
         value = pickle.loads(self._packed.pop(key))
         dict.__setitem__(self, key, value)
         return value
@@ -250,7 +248,7 @@ class MutableTrackedDict(TrackedDict[K, V]):
     def __getitem__(self, key: K) -> V:
         value = dict.__getitem__(self, key)
         if value is UNLOADED:
-            value = self._loaded(key, value)
+            value = self._load(key)
         if self.changed is not None:
             self.changed.add(key)
         return value
@@ -266,7 +264,7 @@ class MutableTrackedDict(TrackedDict[K, V]):
         if value is _MISSING:
             return default
         if value is UNLOADED:
-            value = self._loaded(key, value)
+            value = self._load(key)
         if self.changed is not None:
             self.changed.add(key)
         return value
