@@ -42,31 +42,7 @@ from flows.customer_wiring import customer_profiles
 from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
-from operators.state.tracked import TrackedDict
-
-
-def tracked_dicts(obj: object) -> list[TrackedDict[Any, Any]]:
-    """Every tracked dict in ``obj``'s object graph (outside tracked dicts' own values)."""
-    found: list[TrackedDict[Any, Any]] = []
-    seen: set[int] = set()
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen or isinstance(item, (str, bytes, int, float, bool, type(None))):
-            continue
-        seen.add(id(item))
-        if isinstance(item, TrackedDict):
-            found.append(item)
-            continue
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        elif hasattr(item, "__dict__"):
-            stack.extend(vars(item).values())
-        elif hasattr(item, "__slots__"):
-            stack.extend(getattr(item, name) for name in item.__slots__ if hasattr(item, name))
-    return found
+from operators.state.tracked import TrackedDict, tracked_dicts
 
 
 def grow(flow: LocalFlow, factor: int) -> list[str]:

@@ -268,3 +268,32 @@ class MutableTrackedDict(TrackedDict[K, V]):
         if self.changed is not None:
             self.changed.add(key)
         return value
+
+
+def tracked_dicts(obj: object) -> list[TrackedDict[Any, Any]]:
+    """Every tracked dict in ``obj``'s object graph (not looking inside tracked dicts, or sets:
+    a dict is not hashable), in an order that depends on the graph only.
+
+    >>> tracked_dicts({"links": TrackedDict(), "shards": [(1, MutableTrackedDict())]})
+    [MutableTrackedDict({}), TrackedDict({})]
+    """
+    found: list[TrackedDict[Any, Any]] = []
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(item))
+        if isinstance(item, TrackedDict):
+            found.append(item)
+            continue
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
+        elif hasattr(item, "__slots__"):
+            stack.extend(getattr(item, name) for name in item.__slots__ if hasattr(item, name))
+    return found

@@ -17,7 +17,7 @@ from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
 from operators.state.store import SUPERSEDED, EntityStore, StoreError
-from operators.state.tracked import UNLOADED, MutableTrackedDict, TrackedDict
+from operators.state.tracked import UNLOADED, MutableTrackedDict, TrackedDict, tracked_dicts
 from operators.time.units import DAY_MS
 
 
@@ -223,10 +223,12 @@ def test_any_history_restores_to_the_state_of_the_snapshot_resumed_from(tmp_path
 def test_every_stage_restored_at_every_step_writes_what_an_uninterrupted_run_writes(tmp_path: Path) -> None:
     """Every shard of every stage is snapshotted and replaced by its restored copy after each
     half day: a change a stage made without it counting as a change would be lost, and its
-    outputs (in order) would differ from a run that was never restored."""
-    # A short churn horizon and tick, so snapshots mature and the model learns within the log.
+    outputs (in order) or its entries would differ from a run that was never restored."""
+    # A short churn horizon and tick, so snapshots mature and the model learns within the log;
+    # kept every other tick, so a maturing entry is changed in place where no tick reads it.
     config = load_config(environ={"CHANNELFLOW_CHURN__HORIZON": "3d", "CHANNELFLOW_CHURN__TICK": "1d",
-                                  "CHANNELFLOW_CHURN__WINDOW": "6d", "CHANNELFLOW_CHURN__WARMUP": "20"})
+                                  "CHANNELFLOW_CHURN__WINDOW": "6d", "CHANNELFLOW_CHURN__WARMUP": "20",
+                                  "CHANNELFLOW_CHURN__LEARN_EVERY": "2"})
     rules = load_promotions()
     log = sorted((event_of(body) for body in simulate(
         SimulationSettings(seed=5, customers=150, days=16, anomalies=True), DEFAULT_LOCATIONS)),
@@ -234,7 +236,7 @@ def test_every_stage_restored_at_every_step_writes_what_an_uninterrupted_run_wri
     start = log[0].ts
     steps = [[e for e in log if start + n * DAY_MS // 2 <= e.ts < start + (n + 1) * DAY_MS // 2] for n in range(32)]
 
-    def run(restart: bool) -> list[Any]:
+    def run(restart: bool) -> tuple[list[Any], list[Any]]:
         flow = LocalFlow(domain_specs(config, rules), config.flow.shards)
         last = 0
         for events in steps:
@@ -243,6 +245,11 @@ def test_every_stage_restored_at_every_step_writes_what_an_uninterrupted_run_wri
                 headers = flow.snapshot(tmp_path / "stores")
                 last = sum(store.last_written for store in flow.stores.values())
                 flow.restore(tmp_path / "stores", headers)
+        # Every entry as the run left it: a change made in place but not counted as one is lost
+        # at the next restore even when no output shows it (a counter, a list a later tick reads).
+        entries = [(stage, n, list(tracked.items()))
+                   for stage, shards in flow.shards.items() for n, shard in enumerate(shards)
+                   for tracked in tracked_dicts(shard)]  # fmt: skip
         if restart:
             # Incremental: the last half day's snapshot wrote a fraction of the state (all of it
             # is what a snapshot into empty stores writes).
@@ -251,8 +258,12 @@ def test_every_stage_restored_at_every_step_writes_what_an_uninterrupted_run_wri
                            for stage, shards in flow.shards.items()}  # fmt: skip
             flow.snapshot(tmp_path / "whole")
             assert last < sum(store.last_written for store in flow.stores.values()) / 4
-        return [(o.topic, o.key, o.value) for o in flow.outputs]
+        return [(o.topic, o.key, o.value) for o in flow.outputs], entries
 
-    expected = run(restart=False)
+    expected, expected_entries = run(restart=False)
     assert {topic for topic, _, _ in expected} >= {"inventory_updates", "customer_scores", "promotions"}
-    assert run(restart=True) == expected
+    outputs, entries = run(restart=True)
+    assert outputs == expected
+    assert len(entries) == len(expected_entries) > 50
+    for got, want in zip(entries, expected_entries, strict=True):
+        assert got == want, f"{got[0]}[{got[1]}]: a tracked dict's entries differ after restores"
