@@ -13,8 +13,9 @@ it. A snapshot also copies forward the still-current entries of the dict's
 oldest segments while superseded ones make up more than :data:`SUPERSEDED` (a
 quarter) of what is stored, a little at a time (reading about twice what the
 snapshot wrote, or a segment, over all the shard's dicts), so no snapshot pays
-for rewriting a dict and a restore reads about 4/3 of what is current. Every entry keeps its *position* (the order its key was inserted in),
-so a restored dict iterates as the original did.
+for rewriting a dict and a restore reads about 4/3 of what is current. Every
+entry keeps its *position* (the order its key was inserted in), so a restored
+dict iterates as the original did.
 
 Bytewax stores the header (``EntityStore.snapshot`` returns its bytes) and,
 after a crash, hands back the header of the last snapshot it committed, which

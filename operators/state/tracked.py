@@ -16,7 +16,8 @@ says so with :meth:`TrackedDict.touch`.
 A restored :class:`MutableTrackedDict` holds its values pickled, as they were
 stored, and unpickles each on its first read (iterating its items or values
 unpickles all that are left); its keys, their order and ``len`` are there
-from the start.
+from the start. Copy one with ``copy()``: ``dict(d)`` reads the values in C,
+past the unpickling, and would copy the placeholders of those not read yet.
 
 >>> profiles = MutableTrackedDict()
 >>> profiles["c1"] = {"orders": 0}
