@@ -29,7 +29,8 @@ log = logging.getLogger("channelflow")
 _PART = "part-*.sqlite3"
 #: The layout of the pickled state. Bump it when a snapshotted class changes incompatibly
 #: (2: the churn snapshots' 16th feature, the profile's line count, the windowed churn model;
-#: 3: incremental snapshots, a header in Bytewax's partitions and entries in entity stores).
+#: 3: incremental snapshots, a header in Bytewax's partitions and entries in entity stores;
+#: 4: entity stores as logs of segments, profiles and promotion records pickled as calls).
 STATE_FORMAT = 4
 #: The file in a recovery directory that records its state format (absent: format 1).
 FORMAT_FILE = "channelflow-state-format"

@@ -56,12 +56,12 @@ class LocalFlow:
 
     def snapshot(self, folder: Path) -> dict[tuple[str, int], bytes]:
         """Every shard's recovery snapshot (its header; entries go to stores in ``folder``)."""
-        headers = {}
+        stores, headers = EntityStores(folder), {}
         for stage, shards in self.shards.items():
             for k, shard in enumerate(shards):
                 store = self.stores.get((stage, k))
                 if store is None:
-                    store = self.stores[stage, k] = EntityStores(folder).open(stage, k)
+                    store = self.stores[stage, k] = stores.open(stage, k)
                 headers[stage, k] = store.snapshot(shard)
         return headers
 
@@ -69,9 +69,9 @@ class LocalFlow:
         """Replace every shard by what its snapshot in ``headers`` restores, as a restarted process would."""
         for store in self.stores.values():
             store.close()
-        self.stores = {}
+        self.stores, stores = {}, EntityStores(folder)
         for (stage, k), header in headers.items():
-            self.shards[stage][k], self.stores[stage, k] = EntityStores(folder).read(header)
+            self.shards[stage][k], self.stores[stage, k] = stores.read(header)
 
     def domains(self, stage: str) -> list[Any]:
         """The domain state of every shard of ``stage``."""

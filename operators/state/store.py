@@ -114,6 +114,13 @@ class _Segments:
     def superseded(self) -> int:
         return self.stored - len(self.where)
 
+    def to_copy(self) -> bool:
+        """Whether superseded entries are over :data:`SUPERSEDED` of what is stored."""
+        return self.superseded() > SUPERSEDED * self.stored
+
+    def superseded_share(self) -> float:
+        return self.superseded() / self.stored if self.stored else 0.0
+
 
 @dataclass(slots=True)
 class _Write:
@@ -194,9 +201,9 @@ class EntityStore:
             # segment), over all the shard's dicts, the most superseded first: a snapshot costs
             # about what it writes even when every dict needs copying at once.
             budget = max(2 * sum(len(write.keys) + len(write.deleted) for write in writes.values()), self.segment)
-            for map_id in sorted(writes, key=self._superseded_share, reverse=True):
-                if budget <= 0:
-                    break
+            for map_id in sorted(writes, key=lambda m: self.maps[m].superseded_share(), reverse=True):
+                if budget <= 0 or not self.maps[map_id].to_copy():
+                    break  # the rest are less superseded still
                 read, n = self._copy_forward(map_id, writes[map_id], gen, budget=budget)
                 budget -= read
                 copied += n
@@ -254,10 +261,6 @@ class EntityStore:
         values.extend(tracked.stored_values(keys))
         return write
 
-    def _superseded_share(self, map_id: int) -> float:
-        segments = self.maps[map_id]
-        return segments.superseded() / segments.stored if segments.stored else 0.0
-
     def _copy_forward(self, map_id: int, write: _Write, gen: int, *, budget: int) -> tuple[int, int]:
         """While superseded entries are over :data:`SUPERSEDED` of what the dict stores, copy the
         current entries of its oldest segments into ``write`` (reading whole segments until
@@ -265,9 +268,9 @@ class EntityStore:
         read, and copied."""
         segments = self.maps[map_id]
         where, live = segments.where, segments.live
-        in_write = set(write.keys)
+        in_write = set(write.keys)  # written anew already: its entry in an old segment is stale
         copied = read = 0
-        while live and segments.superseded() > SUPERSEDED * segments.stored and read < budget:
+        while live and segments.to_copy() and read < budget:
             seg, size = live.popleft()
             segments.stored -= size
             read += size
