@@ -37,6 +37,7 @@ import zlib
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -165,9 +166,13 @@ def priced_skus(event: Event) -> list[tuple[str, float]]:
     return []
 
 
+#: ``shard_of`` for window groups and channels: bounded by the configured stores, asked per event.
+_group_shard = lru_cache(maxsize=4_096)(shard_of)
+
+
 def anomaly_shards(event: Event, shards: int) -> set[int]:
     """The anomaly shards ``event`` must reach: those of its window groups and of its priced SKUs."""
-    targets = {shard_of(group, shards) for group in groups_of(event)}
+    targets = {_group_shard(group, shards) for group in groups_of(event)}
     if event.type in ("order_placed", "sale", "add_to_cart", "product_view"):
         targets.update(shard_of(sku, shards) for sku, _ in priced_skus(event))
     return targets
@@ -221,13 +226,17 @@ class Anomalies:
     def _owns(self, entity: str) -> bool:
         return self.shards == 1 or shard_of(entity, self.shards) == self.shard
 
+    def _owns_group(self, group: str) -> bool:
+        """:meth:`_owns` for a window group or channel (a few dozen of them: their shards are cached)."""
+        return self.shards == 1 or _group_shard(group, self.shards) == self.shard
+
     # -- events -----------------------------------------------------------------
 
     def on_event(self, event: Event, shard: DomainShard[Any]) -> list[Output]:
         window_ms = self.settings.window_ms
         start = self.windows.start_of(event.ts)
         for group in groups_of(event):
-            if not self._owns(group):
+            if not self._owns_group(group):
                 continue
             next_start = self._next_start.get(group)
             if next_start is None:
@@ -251,7 +260,7 @@ class Anomalies:
         outputs: list[Output] = []
         channel = event.body.get("channel", "store")
         store = event.body.get("store_id", "online")
-        if kind != "add_to_cart" and kind != "product_view" and self._owns(channel):
+        if kind != "add_to_cart" and kind != "product_view" and self._owns_group(channel):
             outputs.extend(self._check_basket(event, channel, store))
         for sku, price in priced_skus(event):
             if self._owns(sku):

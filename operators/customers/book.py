@@ -140,7 +140,7 @@ class CustomerBook:
     def facts(self, key: str) -> CustomerFacts:
         """What ``key``'s profile publishes with each activity."""
         p = self.profiles[key]
-        cart = tuple((sku, qty, price) for sku, (qty, price) in p.cart.items())
+        cart = tuple([(sku, qty, price) for sku, (qty, price) in p.cart.items()]) if p.cart else ()
         return CustomerFacts(
             key, not key.startswith(LOYALTY), p.marketing_consent, p.consent_channels, p.timezone, p.birthday,
             p.home_store, p.orders, p.lifetime_value_millis, p.last_purchase, cart,

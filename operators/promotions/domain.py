@@ -37,6 +37,7 @@ from operators.promotions.gate import (
     WaitlistJoin,
     Withdrawn,
     policy_view,
+    same_policy_view,
 )
 from operators.promotions.inputs import (
     Activity,
@@ -166,8 +167,10 @@ class Promotions:
         if isinstance(item, Signal):
             item = item.body
         outputs: list[Output | Signal] = []
-        for timer in shard.timers.pop_due(item.ts - 1):
-            outputs.extend(self.on_timer(timer, shard))
+        timers = shard.timers
+        if timers.may_be_due(item.ts - 1):
+            for timer in timers.pop_due(item.ts - 1):
+                outputs.extend(self.on_timer(timer, shard))
         if not isinstance(item, Activity | StockLevel | ChurnScore | Erasure):
             raise TypeError(f"not a promotions input: {type(item).__name__}")
         self._begin(order if order is not None else f"{item.ts:015d}:{item.cause_event_id}", item.ts)
@@ -214,11 +217,10 @@ class Promotions:
         cart_changed = previous is None or facts.cart != previous.cart
         if cart_changed:
             self._index_cart(key, previous, facts)
-        if cust.told is not None:
-            view = policy_view(facts)
-            if view != cust.told:
-                cust.told = view
-                self._send(view, key, now, ctx.shard)
+        told = cust.told
+        if told is not None and not same_policy_view(told, facts):
+            cust.told = view = policy_view(facts)
+            self._send(view, key, now, ctx.shard)
         purchase = purchase_of(event)
         if purchase is not None and cust.told is not None:
             skus = tuple(dict.fromkeys(line["sku"] for line in event.body["lines"]))

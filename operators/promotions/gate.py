@@ -113,6 +113,10 @@ class Withdrawn:
 GateInput = Candidate | CustomerFacts | Purchased | WaitlistJoin | Withdrawn | Erasure | StockLevel
 
 
+#: The facts fields the delivery policy reads: what :func:`policy_view` keeps.
+POLICY_FIELDS = ("customer_key", "is_account", "marketing_consent", "consent_channels", "timezone")
+
+
 def policy_view(facts: CustomerFacts) -> CustomerFacts:
     """The facts the delivery policy reads (account, consent, time zone); the rest left out.
 
@@ -122,6 +126,23 @@ birthday=None, home_store=None, orders=0, lifetime_value_millis=0, last_order_ts
     """
     return CustomerFacts(facts.customer_key, facts.is_account, facts.marketing_consent, facts.consent_channels,
                          facts.timezone)
+
+
+def same_policy_view(view: CustomerFacts, facts: CustomerFacts) -> bool:
+    """Whether ``policy_view(facts) == view``, without building the view (it runs per activity):
+    the fields :data:`POLICY_FIELDS` are equal.
+
+    >>> facts = CustomerFacts("c1", True, True, orders=3)
+    >>> same_policy_view(policy_view(facts), facts), same_policy_view(policy_view(facts), CustomerFacts("c1", True))
+    (True, False)
+    """
+    return (
+        view.marketing_consent == facts.marketing_consent
+        and view.timezone == facts.timezone
+        and view.consent_channels == facts.consent_channels
+        and view.customer_key == facts.customer_key
+        and view.is_account == facts.is_account
+    )
 
 
 def reason_of(outcome: str) -> str | None:

@@ -105,10 +105,6 @@ S = TypeVar("S")
 Item = Event | Signal
 
 
-def _order(item: Item) -> str:
-    return item.event_id if isinstance(item, Event) else item.order
-
-
 class DomainShard(Generic[D]):
     """Drives one shard's domain with items, the watermark and timers.
 
@@ -155,10 +151,13 @@ class DomainShard(Generic[D]):
     def on_event(self, item: Item) -> list[Any]:
         """Apply an item (an ordered shard holds it until the watermark passes it);
         a timer set behind the watermark (by a late item) fires at once."""
-        if self.ordered and not self.clock.is_late(item.ts):
-            self._arrivals += 1
-            self._held.append((item.ts, _order(item), self._arrivals, item))
-            return []
+        if self.ordered:
+            watermark = self.clock.value
+            ts = item.ts
+            if watermark is None or ts >= watermark:  # not late (the clock's is_late, inlined: per item)
+                self._arrivals += 1
+                self._held.append((ts, item.event_id if isinstance(item, Event) else item.order, self._arrivals, item))
+                return []
         outputs = self.domain.on_event(item, self)
         due = self.timers.next_deadline()
         if due is not None and self.is_late(due):
@@ -186,9 +185,11 @@ class DomainShard(Generic[D]):
             due = bisect_left(held, (watermark,))  # the items with ts <= limit
             if due:
                 self._held = held[due:]
+                on_event, timers = domain.on_event, self.timers
                 for ts, _, _, item in held[:due]:
-                    outputs.extend(self._fire_timers(ts - 1))
-                    outputs.extend(domain.on_event(item, self))
+                    if timers.may_be_due(ts - 1):
+                        outputs.extend(self._fire_timers(ts - 1))
+                    outputs.extend(on_event(item, self))
         outputs.extend(self._fire_timers(limit))
         return outputs
 

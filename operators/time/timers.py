@@ -76,6 +76,12 @@ class TimerQueue(Generic[P]):
         self._drop_stale_top()
         return self._heap[0][0] if self._heap else None
 
+    def may_be_due(self, limit: int) -> bool:
+        """False when no timer is due by ``limit``: a cheap test, before :meth:`next_deadline`
+        (True may still mean none: the earliest heap entry can be a cancelled timer's)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= limit
+
     def pop_due(self, watermark: int) -> Iterator[Timer[P]]:
         """Remove and yield timers with deadline <= ``watermark``, earliest first.
 

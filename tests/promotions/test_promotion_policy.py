@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from operators.contract.dead_letter import iso_ms
 from operators.contract.events import parse_ts
+from operators.promotions.gate import POLICY_FIELDS, policy_view, same_policy_view
 from operators.promotions.inputs import CustomerFacts
 from operators.promotions.policy import (
     DAY_MS,
@@ -219,3 +220,34 @@ def test_a_larger_percent_only_adds_customers_to_the_holdout(percent: float, key
     for key in keys:
         if in_holdout(key, Holdout(percent, "s")):
             assert in_holdout(key, Holdout(min(100.0, percent + 5), "s"))
+
+
+# -- the policy view ---------------------------------------------------------------------
+
+_FACTS = st.builds(
+    CustomerFacts,
+    st.sampled_from(["c1", "c2"]),
+    st.booleans(),
+    st.sampled_from([None, True, False]),
+    st.sampled_from([(), ("email",), ("push", "sms")]),
+    st.sampled_from([None, "Europe/London"]),
+    st.sampled_from([None, "1990-05-01"]),
+    st.sampled_from([None, "S1"]),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.sampled_from([None, 5]),
+    st.sampled_from([(), (("MUG", 1, 2_500),)]),
+)
+
+
+@given(_FACTS, _FACTS)
+def test_same_policy_view_is_comparing_the_views(told: CustomerFacts, facts: CustomerFacts) -> None:
+    view = policy_view(told)
+    assert same_policy_view(view, facts) == (view == policy_view(facts))
+
+
+def test_the_policy_view_keeps_exactly_the_policy_fields() -> None:
+    facts = CustomerFacts("c1", True, True, ("email",), "Europe/London", "1990-05-01", "S1", 3, 9_000, 7,
+                          (("MUG", 1, 2_500),))  # fmt: skip
+    kept = {f: getattr(facts, f) for f in POLICY_FIELDS}
+    assert policy_view(facts) == CustomerFacts(**kept)
