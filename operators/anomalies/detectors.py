@@ -20,7 +20,6 @@ True
 from __future__ import annotations
 
 from operators.anomalies.base import KpiScorer
-from operators.anomalies.baselines import CalibratedRiver
 from operators.anomalies.kpi import KpiDetector, KpiParams
 
 __all__ = ["DETECTORS", "KpiParams", "make_detector"]
@@ -35,5 +34,9 @@ def make_detector(name: str, params: KpiParams | None = None, seed: int = 42) ->
     if name == "kpi":
         return KpiDetector(params)
     if name in ("sad", "hst"):
+        # Imported here: River's anomaly and preprocessing modules take about a second to import
+        # (SciPy), which a flow on the shipped detector should not pay at every start.
+        from operators.anomalies.baselines import CalibratedRiver
+
         return CalibratedRiver(name, warmup=params.warmup, seed=seed)
     raise ValueError(f"unknown detector {name!r} (known: {', '.join(DETECTORS)})")

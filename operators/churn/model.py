@@ -40,7 +40,6 @@ import math
 from typing import Any
 
 import numpy as np
-from river import linear_model, preprocessing, tree
 
 from operators.churn.features import FEATURES
 from operators.churn.refit import WindowedLogisticRegression, sigmoid
@@ -61,13 +60,25 @@ _RECENT_DECAY = 0.5 ** (1 / RECENT_HALF_LIFE)
 
 
 def _make(kind: str, window_days: float) -> Any:
+    # River's models are imported when chosen: river.linear_model and river.tree take over a
+    # second to import (SciPy), which every start (and restart) on the shipped model would pay.
     if kind == "windowed_logistic":
         return WindowedLogisticRegression(FEATURES, window_ms=int(window_days * DAY_MS))
     if kind == "logistic":
+        from river import linear_model
+
         return linear_model.LogisticRegression()  # behind a StandardScaler, see ChurnModel
     if kind == "hoeffding_adaptive_tree":
+        from river import tree
+
         return tree.HoeffdingAdaptiveTreeClassifier(grace_period=100, seed=7)
     raise ValueError(f"unknown churn model {kind!r} (known: {', '.join(MODELS)})")
+
+
+def _standard_scaler() -> Any:
+    from river import preprocessing  # see _make
+
+    return preprocessing.StandardScaler()
 
 
 def _log_loss(y: bool, p: float) -> float:
@@ -171,7 +182,7 @@ class ChurnModel:
         self._windowed = isinstance(self._estimator, WindowedLogisticRegression)
         # The logistic model is StandardScaler | LogisticRegression, kept apart so that a batch of
         # snapshots is scored at once (predict_proba_many) and an example is scaled once.
-        self._scaler = preprocessing.StandardScaler() if kind == "logistic" else None
+        self._scaler = _standard_scaler() if kind == "logistic" else None
         self.prior = RecencyPrior(horizon_days)
         self._quality = Progressive()
         self._baseline = Progressive()
