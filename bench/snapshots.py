@@ -78,6 +78,7 @@ def restart(folder: Path, spawned: float | None) -> None:
     wall time since ``spawned``, when its parent started it, if given)."""
     config = load_config()
     headers, last = pickle.loads((folder / "restart.pickle").read_bytes())
+    tune_gc()  # as `channelflow run` does before its flow resumes
     before, wall = os.times(), time.perf_counter()
     restarted = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
     restarted.restore(folder, headers)

@@ -12,7 +12,8 @@ C). Snapshots written before keep loading: the dataclass's own
 :func:`collector_paused` keeps the cyclic garbage collector out of a bulk
 unpickling: the millions of objects a restore builds are long-lived state, and
 the collections their allocation triggers (each walking all of them) are about
-half of what rebuilding them costs.
+half of what rebuilding them costs; a large block's objects are then frozen out of
+later collections too.
 
 >>> import pickle
 >>> from dataclasses import dataclass
@@ -54,13 +55,25 @@ def pickled_as_call(cls: T) -> T:
     return cls
 
 
+#: A block that leaves more new objects than this to the collector freezes them (see below).
+FREEZE_ABOVE = 100_000
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection in the block (as it was after it; nesting is fine)."""
+    """No cyclic garbage collection in the block (as it was after it; nesting is fine).
+
+    A block that built more than :data:`FREEZE_ABOVE` objects (a restore's state) freezes them
+    (``gc.freeze``, as the runner's ``tune_gc`` does with start-up's): else the first collection
+    after it walks all of them, and each older generation's again later. Smaller blocks (tests,
+    a small shard) leave the collector as it was.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if gc.get_count()[0] > FREEZE_ABOVE:
+            gc.freeze()
         if enabled:
             gc.enable()
