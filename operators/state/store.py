@@ -169,29 +169,19 @@ class EntityStore:
 
     def snapshot(self, state: object) -> bytes:
         """Store what changed in ``state``'s tracked dicts as a new generation; the header bytes."""
+        # What a snapshot allocates is short-lived (pickles, rows, copies of old segments' values):
+        # collections during it would walk it for nothing.
+        with collector_paused():
+            return self._snapshot(state)
+
+    def _snapshot(self, state: object) -> bytes:
         gen = self.gen + 1
         writes: dict[int, _Write] = {}
-        store = self
-
-        class Pickler(pickle.Pickler):
-            def persistent_id(self, obj: Any) -> Any:
-                if not isinstance(obj, TrackedDict):
-                    return None
-                if obj.store_id is None:
-                    obj.store_id = (store.owner, store.next_map)
-                    store.next_map += 1
-                elif obj.store_id[0] != store.owner:
-                    return None  # another shard's dict (shared by reference): pickled whole, inline
-                map_id = obj.store_id[1]
-                if map_id not in writes:
-                    writes[map_id] = store._changes(obj, map_id)
-                return ("map", map_id, type(obj))
-
         db = self.db
         written = copied = 0
         try:
             buffer = io.BytesIO()
-            Pickler(buffer, protocol=_PROTOCOL).dump(state)
+            _GraphPickler(buffer, self, writes).dump(state)
             header = pickle.dumps(Header(self.path.name, gen, buffer.getvalue()), protocol=_PROTOCOL)
             db.execute("BEGIN")
             for map_id, write in writes.items():
@@ -348,15 +338,8 @@ class EntityStore:
         self._set_meta(gen=gen)
         db.execute("COMMIT")
         self.gen, self.maps, self.referenced = gen, {}, set()
-        store = self
-
-        class Unpickler(pickle.Unpickler):
-            def persistent_load(self, pid: Any) -> Any:
-                _, map_id, cls = pid
-                return store._load_map(map_id, cls)
-
         with collector_paused():
-            return Unpickler(io.BytesIO(header.graph)).load()
+            return _GraphUnpickler(io.BytesIO(header.graph), self).load()
 
     def _load_map(self, map_id: int, cls: type[TrackedDict[Any, Any]]) -> TrackedDict[Any, Any]:
         """A dict as of this generation, in its original order: its live segments replayed, oldest
@@ -383,6 +366,44 @@ class EntityStore:
         tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
         self.referenced.add(map_id)
         return tracked
+
+
+# Module-level classes, not classes made per call: a class is garbage only the cyclic collector
+# frees, and through its methods' closures it would keep a snapshot's writes alive until then.
+class _GraphPickler(pickle.Pickler):
+    """Pickles a shard's state with each tracked dict as a reference to ``store``, its changes
+    taken into ``writes`` (map id -> what to append)."""
+
+    def __init__(self, file: io.BytesIO, store: EntityStore, writes: dict[int, _Write]) -> None:
+        super().__init__(file, protocol=_PROTOCOL)
+        self.store = store
+        self.writes = writes
+
+    def persistent_id(self, obj: Any) -> Any:
+        if not isinstance(obj, TrackedDict):
+            return None
+        store = self.store
+        if obj.store_id is None:
+            obj.store_id = (store.owner, store.next_map)
+            store.next_map += 1
+        elif obj.store_id[0] != store.owner:
+            return None  # another shard's dict (shared by reference): pickled whole, inline
+        map_id = obj.store_id[1]
+        if map_id not in self.writes:
+            self.writes[map_id] = store._changes(obj, map_id)
+        return ("map", map_id, type(obj))
+
+
+class _GraphUnpickler(pickle.Unpickler):
+    """Loads a shard's state, each tracked dict read from ``store``."""
+
+    def __init__(self, file: io.BytesIO, store: EntityStore) -> None:
+        super().__init__(file)
+        self.store = store
+
+    def persistent_load(self, pid: Any) -> Any:
+        _, map_id, cls = pid
+        return self.store._load_map(map_id, cls)
 
 
 def _in_position_order(where: dict[Any, int], positions: int) -> list[Any]:

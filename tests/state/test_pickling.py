@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 from typing import Any
 
@@ -11,6 +12,7 @@ from operators.contract.events import Event
 from operators.customers.records import CustomerFacts
 from operators.promotions.attribution import OpenPromotion
 from operators.promotions.state import Armed
+from operators.state.pickling import FREEZE_ABOVE, collector_paused
 from operators.time.stream_items import Marker, Output, Progress, Signal
 
 RECORDS: list[Any] = [
@@ -47,3 +49,21 @@ def test_a_record_pickled_the_dataclass_way_still_loads(record: Any) -> None:
 def test_output_keeps_its_event_time_which_equality_ignores() -> None:
     output = Output("alerts", "k", {"v": 1}, 5)
     assert pickle.loads(pickle.dumps(output)).ts_ms == 5
+
+
+def test_the_collector_is_paused_in_the_block_and_a_large_one_is_frozen_after() -> None:
+    enabled, frozen = gc.isenabled(), gc.get_freeze_count()
+    try:
+        gc.enable()
+        with collector_paused():
+            assert not gc.isenabled()
+            small = [[n] for n in range(1_000)]
+        assert gc.isenabled() and gc.get_freeze_count() == frozen  # a small block: nothing frozen
+        with collector_paused():
+            large = [[n] for n in range(FREEZE_ABOVE + 1_000)]
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(large)
+        assert small and large
+    finally:
+        gc.unfreeze()
+        if not enabled:
+            gc.disable()
