@@ -65,8 +65,9 @@ def collector_paused() -> Iterator[None]:
 
     A block that built more than :data:`FREEZE_ABOVE` objects (a restore's state) freezes them
     (``gc.freeze``, as the runner's ``tune_gc`` does with start-up's): else the first collection
-    after it walks all of them, and each older generation's again later. Smaller blocks (tests,
-    a small shard) leave the collector as it was.
+    after it walks all of them, and each older generation's again later. ``gc.freeze`` takes every
+    object tracked then, so garbage cycles not collected yet stay too (once: what exists at
+    that moment). Smaller blocks (tests, a small shard) leave the collector as it was.
     """
     enabled = gc.isenabled()
     gc.disable()
