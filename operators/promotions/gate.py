@@ -34,6 +34,7 @@ import pickle
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 from operators.contract.dead_letter import iso_ms
@@ -113,8 +114,10 @@ class Withdrawn:
 GateInput = Candidate | CustomerFacts | Purchased | WaitlistJoin | Withdrawn | Erasure | StockLevel
 
 
-#: The facts fields the delivery policy reads: what :func:`policy_view` keeps.
+#: The facts fields the delivery policy reads: what :func:`policy_view` keeps (the first five
+#: fields of ``CustomerFacts``, in order).
 POLICY_FIELDS = ("customer_key", "is_account", "marketing_consent", "consent_channels", "timezone")
+_policy_fields = attrgetter(*POLICY_FIELDS)
 
 
 def policy_view(facts: CustomerFacts) -> CustomerFacts:
@@ -124,8 +127,7 @@ def policy_view(facts: CustomerFacts) -> CustomerFacts:
     CustomerFacts(customer_key='c1', is_account=True, marketing_consent=True, consent_channels=(), timezone=None, \
 birthday=None, home_store=None, orders=0, lifetime_value_millis=0, last_order_ts=None, cart=())
     """
-    return CustomerFacts(facts.customer_key, facts.is_account, facts.marketing_consent, facts.consent_channels,
-                         facts.timezone)
+    return CustomerFacts(*_policy_fields(facts))
 
 
 def same_policy_view(view: CustomerFacts, facts: CustomerFacts) -> bool:
@@ -136,13 +138,7 @@ def same_policy_view(view: CustomerFacts, facts: CustomerFacts) -> bool:
     >>> same_policy_view(policy_view(facts), facts), same_policy_view(policy_view(facts), CustomerFacts("c1", True))
     (True, False)
     """
-    return (
-        view.marketing_consent == facts.marketing_consent
-        and view.timezone == facts.timezone
-        and view.consent_channels == facts.consent_channels
-        and view.customer_key == facts.customer_key
-        and view.is_account == facts.is_account
-    )
+    return bool(_policy_fields(view) == _policy_fields(facts))
 
 
 def reason_of(outcome: str) -> str | None:
