@@ -82,7 +82,82 @@ ENV_PREFIX = "CHANNELFLOW_"
 
 
 
+#: Consumer properties the flow sets itself: offsets live in the recovery state, the source
+#: marks where a partition is caught up from librdkafka's partition EOF, and librdkafka logs
+#: through the shell's logger.
+RESERVED_CONSUMER_PROPERTIES = (
+    "bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof",
+    "auto.offset.reset", "logger",
+)  # fmt: skip
+
+
+def parse_consumer_properties(key: str, value: Any) -> dict[str, str | int | float | bool]:
+    """librdkafka properties for the flow's input consumers, checked by librdkafka itself.
+
+    Nested tables read as dotted names, so ``fetch.wait.max.ms = 100`` (a TOML dotted key)
+    and ``CHANNELFLOW_KAFKA__CONSUMER__FETCH__WAIT__MAX__MS=100`` both name
+    ``fetch.wait.max.ms``. An unknown property, a bad value, a producer-only property or one
+    the flow sets itself is a :class:`ConfigError` naming the key.
+    """
+    flat: dict[str, str | int | float | bool] = {}
+
+    def walk(prefix: str, table: dict[str, Any]) -> None:
+        for name, item in table.items():
+            dotted = f"{prefix}.{name}" if prefix else name
+            if isinstance(item, dict):
+                walk(dotted, item)
+            elif isinstance(item, (str, int, float, bool)):
+                flat[dotted] = item
+            else:
+                raise fail(f"{key}.{dotted}", "a string, number or boolean", item)
+
+    walk("", parse_table(key, value))
+    for name in flat:
+        if name in RESERVED_CONSUMER_PROPERTIES:
+            raise ConfigError(f"{key}.{name}: set by channelflow itself, not configurable")
+    problem = _consumer_refuses(flat)
+    if problem:
+        # Name the property librdkafka names, else the first refused on its own (some are
+        # refused only alone: security.protocol without its sasl.mechanism).
+        named = next((name for name in flat if f'"{name}"' in problem or f" {name} " in problem), None)
+        named = named or next((name for name in flat if _consumer_refuses({name: flat[name]})), None)
+        raise ConfigError(f"{key}.{named}: {problem}" if named else f"{key}: {problem}")
+    return flat
+
+
+def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
+    """What librdkafka says against a consumer with ``properties`` (None: nothing). Building
+    one connects to nothing: no ``bootstrap.servers`` is given."""
+    import logging
+
+    from confluent_kafka import Consumer, KafkaException
+
+    warnings: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    logger = logging.getLogger("channelflow.config.librdkafka")
+    logger.propagate = False
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        Consumer({"group.id": "channelflow-config-check", **properties, "logger": logger}).close()
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        return str(getattr(error, "str", lambda: error)()).strip()
+    finally:
+        logger.removeHandler(handler)
+    # e.g. "Configuration property linger.ms is a producer property and will be ignored by this consumer instance"
+    conf = [text.split("]: ", 1)[-1] for text in warnings if "CONFWARN" in text or "onfiguration" in text]
+    return conf[0].strip() if conf else None
+
+
 def _kafka(raw: dict[str, Any]) -> KafkaConfig:
+    raw = dict(raw)
+    consumer = parse_consumer_properties("kafka.consumer", raw.pop("consumer")) if "consumer" in raw else {}
     values = take(
         raw,
         "kafka",
@@ -100,7 +175,7 @@ def _kafka(raw: dict[str, Any]) -> KafkaConfig:
         if names.count(name) > 1:
             raise ConfigError(f"kafka.topics.{key}: topic {name!r} is used twice")
     values["topics"] = topics
-    return KafkaConfig(**values)
+    return KafkaConfig(**values, consumer=consumer)
 
 
 def _locations(raw: Any) -> tuple[Location, ...]:

@@ -37,6 +37,8 @@ class KafkaConfig:
     topic_partitions: int
     starting_offset: str
     batch_size: int
+    #: librdkafka properties for the input consumers, over the flow's own (``[kafka.consumer]``).
+    consumer: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:

@@ -13,6 +13,10 @@ whenever it has read everything its topic partition holds (librdkafka's
 partition EOF, which Bytewax's own source uses only to end a bounded input).
 Tailing, the partition reads on; the watermark uses it to tell a partition
 that is live and quiet from one that is behind (``operators.time.watermark``).
+
+Unlike Bytewax's source, a worker reads all its partitions through one consumer
+(:class:`_SharedConsumer`): one fetch request per broker for all of them, one set
+of librdkafka threads, one statistics report.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
-from bytewax.connectors.kafka import _KafkaSourcePartition as _BytewaxPartition
+import orjson
+from bytewax.connectors.kafka import (
+    BYTEWAX_CONSUMER_LAG_GAUGE,
+    KafkaError,
+    KafkaSource,
+    KafkaSourceMessage,
+)
 from bytewax.connectors.kafka.operators import KafkaOpOut
 from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.inputs import FixedPartitionedSource
-from confluent_kafka import OFFSET_BEGINNING
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
 #: Set by the shell on SIGTERM, SIGINT or SIGHUP.
@@ -44,28 +53,103 @@ class CaughtUp:
     partition: int
 
 
-class _Partition(_BytewaxPartition):
-    """Bytewax's Kafka partition (its consumer settings, offsets as recovery state and the
-    consumer-lag gauge), reading on past the end of the partition when tailing."""
+class _SharedConsumer:
+    """One Kafka consumer for every input partition a worker reads.
 
-    def __init__(self, *args: Any, tail: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    Bytewax's source opens a consumer per partition: each fetches on its own, runs its own
+    threads and reports its own statistics, so 16 partitions cost 16 fetch requests per
+    ``fetch.wait.max.ms`` and 16 sets of threads competing for the worker's cores. Here one
+    consumer fetches them all, and each message goes to the buffer of its partition, which
+    hands out only its own (so batches, markers and offsets are per partition as before).
+    A partition's offset is the one after the last message it handed out, never one still
+    buffered, so recovery resumes exactly where the outputs stop.
+    """
+
+    def __init__(self, step_id: str, config: dict[str, Any], batch_size: int) -> None:
+        self._step_id = step_id
+        self._batch_size = batch_size
+        self.parts: dict[tuple[str, int], _Partition] = {}
+        self._buffered = 0
+        self.closed = False
+        self.consumer = Consumer({**config, "stats_cb": self._stats})
+
+    def add(self, part: _Partition) -> None:
+        self.parts[(part.topic, part.index)] = part
+        self.consumer.incremental_assign([TopicPartition(part.topic, part.index, part.offset)])
+
+    def remove(self, part: _Partition) -> None:
+        """``part`` has ended (a bounded input at its end): fetch it no more."""
+        if self.parts.pop((part.topic, part.index), None) is not None:
+            self.consumer.incremental_unassign([TopicPartition(part.topic, part.index)])
+        if not self.parts:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.consumer.close()
+
+    def fill(self, caller: _Partition) -> None:
+        """One poll of the consumer, each message put in its partition's buffer (an error that
+        names no partition in ``caller``'s). Nothing is polled while a batch's worth is still
+        buffered, so the buffers stay bounded however unevenly the partitions are read."""
+        if self._buffered >= self._batch_size:
+            return
+        parts = self.parts
+        for msg in self.consumer.consume(self._batch_size, 0.001):
+            topic = msg.topic()
+            part = caller if topic is None else parts.get((topic, msg.partition()))  # type: ignore[arg-type]
+            if part is not None:  # None: a partition that has ended (fetched before it was unassigned)
+                part.buffer.append(msg)
+                self._buffered += 1
+
+    def taken(self, count: int) -> None:
+        self._buffered -= count
+
+    def _stats(self, json_stats: str) -> None:
+        # Bytewax's consumer-lag gauge, for every partition of this consumer at once.
+        topics = orjson.loads(json_stats).get("topics", {})
+        for (topic, index), part in self.parts.items():
+            stats = topics.get(topic, {}).get("partitions", {}).get(str(index))
+            if stats is not None and part.offset > 0:
+                BYTEWAX_CONSUMER_LAG_GAUGE.labels(step_id=self._step_id, topic=topic, partition=index).set(
+                    stats["ls_offset"] - part.offset
+                )
+
+
+class _Partition(StatefulSourcePartition[Any, int | None]):
+    """One input partition, read through its worker's :class:`_SharedConsumer`; reads on
+    past the end of the partition when tailing."""
+
+    def __init__(
+        self, shared: _SharedConsumer, topic: str, index: int, offset: int, *, tail: bool, raise_on_errors: bool
+    ) -> None:
+        self.topic, self.index, self.offset = topic, index, offset
+        self.buffer: list[Any] = []
+        self._shared = shared
         self._tail = tail
+        self._raise_on_errors = raise_on_errors
+        self._eof = False
+        shared.add(self)
 
-    def next_batch(self) -> list[SourceMessage | KafkaError[bytes | None, bytes | None] | CaughtUp]:  # type: ignore[override]
+    def next_batch(self) -> list[SourceMessage | KafkaError[bytes | None, bytes | None] | CaughtUp]:
         if STOP.is_set() or self._eof:
             raise StopIteration
+        if not self.buffer:
+            self._shared.fill(self)
+        msgs, self.buffer = self.buffer, []
         batch: list[SourceMessage | KafkaError[bytes | None, bytes | None] | CaughtUp] = []
-        for msg in self._consumer.consume(self._batch_size, 0.001):
+        for msg in msgs:
             error = msg.error()
             if error is not None and error.code() == ConfluentKafkaError._PARTITION_EOF:
-                batch.append(CaughtUp(self._topic, self._part_idx))
+                batch.append(CaughtUp(self.topic, self.index))
                 if not self._tail:
                     self._eof = True  # the input ends at the next call, after this batch
+                    self._shared.remove(self)  # nothing after the end is fetched
                     break
                 continue
             if error is not None and self._raise_on_errors:
-                raise RuntimeError(f"error consuming from Kafka topic {self._topic!r}: {error}")
+                raise RuntimeError(f"error consuming from Kafka topic {self.topic!r}: {error}")
             kafka_msg = KafkaSourceMessage(
                 key=msg.key(),
                 value=msg.value(),
@@ -79,14 +163,23 @@ class _Partition(_BytewaxPartition):
             batch.append(kafka_msg if error is None else KafkaError(error, kafka_msg))
             offset = msg.offset()
             if offset is not None and offset >= 0:
-                self._offset = offset + 1  # resume after this message, not at it
+                self.offset = offset + 1  # resume after this message, not at it
+        self._shared.taken(len(msgs))
         return batch
+
+    def snapshot(self) -> int | None:
+        return self.offset
+
+    def close(self) -> None:
+        if not self._eof:
+            self._eof = True
+            self._shared.remove(self)
 
 
 class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
     """Bytewax's :class:`KafkaSource` (the same partitions, consumer settings and recovery
-    state), each partition ending its input once :data:`STOP` is set and marking where it
-    caught up (:class:`CaughtUp`)."""
+    state) with one consumer per worker (:class:`_SharedConsumer`), each partition ending
+    its input once :data:`STOP` is set and marking where it caught up (:class:`CaughtUp`)."""
 
     def __init__(
         self,
@@ -102,6 +195,8 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
         self.brokers, self.topics, self.tail = brokers, topics, tail
         self.starting_offset, self.batch_size, self.raise_on_errors = starting_offset, batch_size, raise_on_errors
         self.add_config = dict(add_config or {})
+        self._shared: dict[int, _SharedConsumer] = {}  # worker thread -> its consumer
+        self._lock = threading.Lock()
 
     def list_parts(self) -> list[str]:
         return KafkaSource(self.brokers, self.topics, add_config=self.add_config).list_parts()
@@ -110,7 +205,18 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
         index, topic = for_part.split("-", 1)
         if topic not in self.topics:
             raise ValueError(f"recovery state names Kafka topic {topic!r}, not one of the inputs {self.topics}")
-        config = {
+        worker = threading.get_ident()
+        with self._lock:
+            shared = self._shared.get(worker)
+            if shared is None or shared.closed or (topic, int(index)) in shared.parts:  # a new run of the flow
+                if shared is not None and not shared.closed:
+                    shared.close()
+                shared = self._shared[worker] = _SharedConsumer(step_id, self._consumer_config(), self.batch_size)
+        offset = self.starting_offset if resume_state is None else resume_state
+        return _Partition(shared, topic, int(index), offset, tail=self.tail, raise_on_errors=self.raise_on_errors)
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return {
             "group.id": "BYTEWAX_IGNORED",  # offsets are kept by recovery, as Bytewax's source does
             "enable.auto.commit": "false",
             "bootstrap.servers": ",".join(self.brokers),
@@ -118,10 +224,6 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
             **self.add_config,
             "enable.partition.eof": "true",
         }
-        return _Partition(
-            step_id, config, topic, int(index), self.starting_offset, resume_state, self.batch_size,
-            self.raise_on_errors, tail=self.tail,
-        )  # fmt: skip
 
 
 @operator

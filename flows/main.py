@@ -83,7 +83,7 @@ def build_flow(
             list(input_topics),
             tail=tail,
             starting_offset=OFFSET_BEGINNING if kafka.starting_offset == "beginning" else OFFSET_END,
-            add_config=dict(client_config or {}),
+            add_config={**(client_config or {}), **kafka.consumer},
             batch_size=kafka.batch_size,
             raise_on_errors=False,  # consumer errors become dead letters
         ),

@@ -8,10 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.config import Config
@@ -100,6 +102,18 @@ def _scrape(port: int) -> dict[str, float]:
     return scrape(f"http://127.0.0.1:{port}/metrics")
 
 
+def _lags(port: int) -> dict[str, float]:
+    """Bytewax's consumer-lag gauge by input topic (partition 0: these tests' topics have one)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["topic"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "bytewax_kafka_consumer_lag"
+    }
+
+
 def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,6 +137,10 @@ def test_sigterm_stops_cleanly_and_a_restart_resumes_from_recovery(broker: Embed
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _scrape(port).get("channelflow_events_total", 0) >= 1_000)
+        # Every input partition's lag is reported (each worker reads its partitions through one
+        # consumer, whose statistics cover them all) and falls to 0 once all is read.
+        inputs = set(config.kafka.input_topics)
+        _wait_for(lambda: (lags := _lags(port)).keys() == inputs and not any(lags.values()))
         # Wait for a snapshot taken after everything was read (a commit two epochs on).
         seen = committed_epoch(tmp_path / "recovery")
         _wait_for(lambda: committed_epoch(tmp_path / "recovery") >= seen + 2)

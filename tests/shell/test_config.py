@@ -130,6 +130,7 @@ def test_config_path_comes_from_argument_then_env(tmp_path: Path) -> None:
         ("FLOW__RECOVERY_DIR", "/var/lib/cf", lambda c: c.flow.recovery_dir, Path("/var/lib/cf")),
         ("CURRENCY__CODE", "EUR", lambda c: c.currency, "EUR"),
         ("INVENTORY__SAFETY_STOCK__STORE", "3", lambda c: c.inventory.safety_stock["store"], 3),
+        ("KAFKA__CONSUMER__FETCH__WAIT__MAX__MS", "50", lambda c: c.kafka.consumer, {"fetch.wait.max.ms": 50}),
         (
             "INVENTORY__SAFETY_STOCK_OVERRIDES",
             '[{sku = "SKU-1", location_id = "S001", units = 7}]',
@@ -237,6 +238,47 @@ BAD_DOCS: list[tuple[str, Callable[[Doc], None], str]] = [
 ]
 
 
+# -- [kafka.consumer]: librdkafka properties for the input consumers ----------------------
+
+
+def test_consumer_properties_are_optional_and_read_as_dotted_names(doc: Doc) -> None:
+    assert "consumer" not in doc["kafka"] or from_mapping(doc).kafka.consumer == doc["kafka"]["consumer"]
+    doc["kafka"].pop("consumer", None)
+    assert from_mapping(copy.deepcopy(doc)).kafka.consumer == {}
+    # A TOML dotted key and a quoted one name the same property.
+    doc["kafka"]["consumer"] = {"fetch": {"wait": {"max": {"ms": 50}}}, "client.rack": "eu-1", "check.crcs": True}
+    assert from_mapping(doc).kafka.consumer == {"fetch.wait.max.ms": 50, "client.rack": "eu-1", "check.crcs": True}
+
+
+def test_consumer_properties_from_a_file(tmp_path: Path) -> None:
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        "[kafka.topics]", "[kafka.consumer]\nfetch.wait.max.ms = 20\n\n[kafka.topics]", 1
+    )
+    (tmp_path / "c.toml").write_text(text, encoding="utf-8")
+    assert load_config(tmp_path / "c.toml", environ={}).kafka.consumer["fetch.wait.max.ms"] == 20
+
+
+@pytest.mark.parametrize(
+    ("properties", "named"),
+    [
+        ({"fetch.wat.max.ms": 1}, "kafka.consumer.fetch.wat.max.ms: No such configuration property"),
+        ({"fetch.wait.max.ms": -1}, "kafka.consumer.fetch.wait.max.ms: "),
+        ({"fetch.wait.max.ms": "soon"}, "kafka.consumer.fetch.wait.max.ms: Invalid value"),
+        ({"linger.ms": 5}, "kafka.consumer.linger.ms: "),  # a producer property: librdkafka would ignore it
+        ({"enable.partition.eof": False}, "kafka.consumer.enable.partition.eof: set by channelflow itself"),
+        ({"bootstrap": {"servers": "a:1"}}, "kafka.consumer.bootstrap.servers: set by channelflow itself"),
+        ({"client.rack": ["a"]}, "kafka.consumer.client.rack: expected a string, number or boolean"),
+        ({"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}, "kafka.consumer.security.protocol: "),
+        ("fast", "kafka.consumer: expected a table"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_a_bad_consumer_property_names_its_key(doc: Doc, properties: Any, named: str) -> None:
+    doc["kafka"]["consumer"] = properties
+    message = config_error(lambda: from_mapping(doc))
+    assert message.startswith(named), message
+
+
 @pytest.mark.parametrize(("mutate", "key"), [case[1:] for case in BAD_DOCS], ids=[case[0] for case in BAD_DOCS])
 def test_a_bad_document_names_its_key(doc: Doc, mutate: Callable[[Doc], None], key: str) -> None:
     mutate(doc)
@@ -272,6 +314,8 @@ def test_duplicate_topic_names_name_the_topic(doc: Doc) -> None:
         ("KAFKA__BROKERS__HOST", "x", "CHANNELFLOW_KAFKA__BROKERS__HOST:"),
         ("LOCATIONS__ID", "x", "CHANNELFLOW_LOCATIONS__ID:"),
         ("INVENTORY__SAFETY_STOCK_OVERRIDES", '[{sku = "A", location_id = "X9", units = 1}]', "inventory.safety_stock_overrides[0].location_id:"),
+        ("KAFKA__CONSUMER__FETCH__WAIT__MAX__MS", "soon", "kafka.consumer.fetch.wait.max.ms: Invalid value"),
+        ("KAFKA__CONSUMER__GROUP__ID", "mine", "kafka.consumer.group.id: set by channelflow itself"),
     ],
     ids=lambda v: v[:40],
 )
