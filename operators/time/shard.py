@@ -98,6 +98,9 @@ def take_settings(old: S, new: S, kept_fields: tuple[str, ...]) -> tuple[S, tupl
     return replace(new, **{name: getattr(old, name) for name in kept}), kept  # type: ignore[type-var]
 
 
+#: ``DomainShard._held_min`` when nothing is held (later than any event time).
+_NOTHING_HELD = 1 << 62
+
 D = TypeVar("D", bound=Domain)
 S = TypeVar("S")
 
@@ -112,6 +115,10 @@ class DomainShard(Generic[D]):
     downstream stage.
     """
 
+    # A shard restored from a snapshot written before these were kept sorts at its next step.
+    _held_min = -_NOTHING_HELD
+    _unsorted = True
+
     def __init__(self, domain: D, upstreams: int, *, ordered: bool = False) -> None:
         self.domain = domain
         self.clock = UpstreamWatermark(upstreams)
@@ -124,6 +131,10 @@ class DomainShard(Generic[D]):
         # upstream shard), which the sort merges; measured cheaper than a push and a pop per item.
         self._held: list[tuple[int, str, int, Item]] = []
         self._arrivals = 0
+        # The earliest time held and whether items came since the last sort: a watermark step
+        # with nothing due (most, when batches are small) neither sorts nor copies.
+        self._held_min = _NOTHING_HELD
+        self._unsorted = False
 
     @property
     def watermark(self) -> int | None:
@@ -157,6 +168,9 @@ class DomainShard(Generic[D]):
             if watermark is None or ts >= watermark:  # not late (the clock's is_late, inlined: per item)
                 self._arrivals += 1
                 self._held.append((ts, item.event_id if isinstance(item, Event) else item.order, self._arrivals, item))
+                self._unsorted = True
+                if ts < self._held_min:
+                    self._held_min = ts
                 return []
         outputs = self.domain.on_event(item, self)
         due = self.timers.next_deadline()
@@ -179,17 +193,20 @@ class DomainShard(Generic[D]):
         assert watermark is not None
         limit = watermark - 1
         outputs: list[Any] = []
-        held, domain = self._held, self.domain
-        if held:
-            held.sort()
+        held = self._held
+        if self._held_min < watermark:  # some item is due
+            if self._unsorted:
+                held.sort()
+                self._unsorted = False
             due = bisect_left(held, (watermark,))  # the items with ts <= limit
-            if due:
-                self._held = held[due:]
-                on_event, timers = domain.on_event, self.timers
-                for ts, _, _, item in held[:due]:
-                    if timers.may_be_due(ts - 1):
-                        outputs.extend(self._fire_timers(ts - 1))
-                    outputs.extend(on_event(item, self))
+            items = held[:due]
+            del held[:due]
+            self._held_min = held[0][0] if held else _NOTHING_HELD
+            on_event, timers = self.domain.on_event, self.timers
+            for ts, _, _, item in items:
+                if timers.may_be_due(ts - 1):
+                    outputs.extend(self._fire_timers(ts - 1))
+                outputs.extend(on_event(item, self))
         outputs.extend(self._fire_timers(limit))
         return outputs
 
