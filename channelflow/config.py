@@ -12,6 +12,7 @@ when it parses as one (``8``, ``true``, ``["a", "b"]``), else as a string.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -128,9 +129,7 @@ def parse_consumer_properties(key: str, value: Any) -> dict[str, str | int | flo
 def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
     """What librdkafka says against a consumer with ``properties`` (None: nothing). Building
     one connects to nothing: no ``bootstrap.servers`` is given."""
-    import logging
-
-    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka import Consumer, KafkaError, KafkaException  # only when the table is set
 
     warnings: list[str] = []
 
@@ -147,7 +146,7 @@ def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
         Consumer({"group.id": "channelflow-config-check", **properties, "logger": logger}).close()
     except KafkaException as exc:
         error = exc.args[0] if exc.args else exc
-        return str(getattr(error, "str", lambda: error)()).strip()
+        return (error.str() if isinstance(error, KafkaError) else str(error)).strip()
     finally:
         logger.removeHandler(handler)
     # e.g. "Configuration property linger.ms is a producer property and will be ignored by this consumer instance"

@@ -126,9 +126,10 @@ class DomainShard(Generic[D]):
         self.ordered = ordered
         # (ts, order, arrival number, item), appended as they arrive and sorted when due: the
         # arrival number only separates copies of one event re-sent beyond the dedupe horizon,
-        # which share ts and order (and never compares items). A list sorted at each watermark
-        # step rather than a heap: items arrive as runs in time order (one per partition and
-        # upstream shard), which the sort merges; measured cheaper than a push and a pop per item.
+        # which share ts and order (and never compares items). A list sorted at a watermark step
+        # with something due rather than a heap: items arrive as runs in time order (one per
+        # partition and upstream shard), which the sort merges; measured cheaper than a push and
+        # a pop per item.
         self._held: list[tuple[int, str, int, Item]] = []
         self._arrivals = 0
         # The earliest time held and whether items came since the last sort: a watermark step
