@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import time
 from importlib.resources import files
+from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +132,9 @@ def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
     one connects to nothing: no ``bootstrap.servers`` is given."""
     from confluent_kafka import Consumer, KafkaError, KafkaException  # only when the table is set
 
-    warnings: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                warnings.append(record.getMessage())
-
     logger = logging.getLogger("channelflow.config.librdkafka")
     logger.propagate = False
-    handler = Collect()
+    handler = BufferingHandler(capacity=10_000)  # keeps what librdkafka logs while it is built
     logger.addHandler(handler)
     try:
         Consumer({"group.id": "channelflow-config-check", **properties, "logger": logger}).close()
@@ -149,6 +143,7 @@ def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
         return (error.str() if isinstance(error, KafkaError) else str(error)).strip()
     finally:
         logger.removeHandler(handler)
+    warnings = [record.getMessage() for record in handler.buffer if record.levelno >= logging.WARNING]
     # e.g. "Configuration property linger.ms is a producer property and will be ignored by this consumer instance"
     conf = [text.split("]: ", 1)[-1] for text in warnings if "CONFWARN" in text or "onfiguration" in text]
     return conf[0].strip() if conf else None

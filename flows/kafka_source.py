@@ -202,18 +202,19 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
         return KafkaSource(self.brokers, self.topics, add_config=self.add_config).list_parts()
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
-        index, topic = for_part.split("-", 1)
+        number, topic = for_part.split("-", 1)
         if topic not in self.topics:
             raise ValueError(f"recovery state names Kafka topic {topic!r}, not one of the inputs {self.topics}")
+        index = int(number)
         worker = threading.get_ident()
         with self._lock:
             shared = self._shared.get(worker)
-            if shared is None or shared.closed or (topic, int(index)) in shared.parts:  # a new run of the flow
+            if shared is None or shared.closed or (topic, index) in shared.parts:  # a new run of the flow
                 if shared is not None and not shared.closed:
                     shared.close()
                 shared = self._shared[worker] = _SharedConsumer(step_id, self._consumer_config(), self.batch_size)
         offset = self.starting_offset if resume_state is None else resume_state
-        return _Partition(shared, topic, int(index), offset, tail=self.tail, raise_on_errors=self.raise_on_errors)
+        return _Partition(shared, topic, index, offset, tail=self.tail, raise_on_errors=self.raise_on_errors)
 
     def _consumer_config(self) -> dict[str, Any]:
         return {
