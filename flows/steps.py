@@ -209,13 +209,16 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
     def on_batch(self, values: list[tuple[int, Arrival | Marker]]) -> tuple[list[SequencedItem], bool]:
         out: list[SequencedItem] = []
         stores = self.step.stores
+        # One progress record per batch, after all its events: the watermark only moves forward, so
+        # the last supersedes the others, and each goes to every shard of every stage downstream.
+        progress: Progress | None = None
         for shard, item in values:
             state = self.state
             if state is None:
                 state = self.state = self.step.new_shard(shard)
                 self.store = open_store(self.step.entity_stores, "sequence", shard)
             if isinstance(item, Marker):
-                out.extend(self._emit(state.advance(item)))
+                progress = state.advance(item) or progress
                 continue
             event = item.event
             admission = state.admit(event, item.source, item.high)
@@ -226,6 +229,7 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
                 continue
             count_kpi(event, stores)
             out.append(event)
+        out.extend(self._emit(progress))
         return out, RETAIN
 
     def on_notify(self) -> tuple[list[SequencedItem], bool]:
@@ -347,23 +351,27 @@ class RunDomain:
         self, state: DomainShard[Any] | None, values: list[tuple[int, StageItem]]
     ) -> tuple[DomainShard[Any] | None, list[Output | Signal | Progress]]:
         """Apply a batch of one shard's items in order; its new state and its outputs."""
+        if not values:
+            return state, []
+        shard = values[0][0]  # a batch is one shard's
+        if state is None:
+            state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
+        start = state.watermark
         outputs: list[Any] = []
-        for shard, item in values:
-            if state is None:
-                state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
+        for _, item in values:
             if not isinstance(item, Progress):
                 outputs.extend(state.on_event(item))
                 continue
             if self.live and item.live is not None:
                 item = Progress(item.shard, item.live, item.stage)
-            before = state.watermark
             outputs.extend(state.on_progress(item))
-            # Most progress records do not move the minimum; act only when it moved.
-            if state.watermark != before:
-                if self.observe_shard is not None:
-                    self.observe_shard(shard, state.domain)
-                if self.stage is not None:
-                    outputs.append(Progress(shard, state.watermark, self.stage))  # type: ignore[arg-type]
+        # Acted on once per batch, after all its outputs, when the watermark moved (most progress
+        # records do not move the minimum; the last move supersedes the others).
+        if state.watermark != start:
+            if self.observe_shard is not None:
+                self.observe_shard(shard, state.domain)
+            if self.stage is not None:
+                outputs.append(Progress(shard, state.watermark, self.stage))  # type: ignore[arg-type]
         listened = self.listened
         return state, [item for item in outputs if not isinstance(item, Signal) or item.stream in listened]
 

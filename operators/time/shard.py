@@ -33,11 +33,13 @@ watermark already passed it) is applied at once.
 
 from __future__ import annotations
 
+import pickle
 from bisect import bisect_left
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from operators.contract.events import Event
+from operators.state.tracked import TrackedDict
 from operators.time.stream_items import Progress, Signal
 from operators.time.timers import Timer, TimerQueue
 from operators.time.watermark import UpstreamWatermark
@@ -115,27 +117,66 @@ class DomainShard(Generic[D]):
     downstream stage.
     """
 
-    # A shard restored from a snapshot written before these were kept sorts at its next step.
+    # A shard restored from a snapshot written before this was kept sorts at its next step.
     _held_min = -_NOTHING_HELD
-    _unsorted = True
 
     def __init__(self, domain: D, upstreams: int, *, ordered: bool = False) -> None:
         self.domain = domain
         self.clock = UpstreamWatermark(upstreams)
         self.timers: TimerQueue[Any] = TimerQueue()
         self.ordered = ordered
-        # (ts, order, arrival number, item), appended as they arrive and sorted when due: the
-        # arrival number only separates copies of one event re-sent beyond the dedupe horizon,
-        # which share ts and order (and never compares items). A list sorted at a watermark step
-        # with something due rather than a heap: items arrive as runs in time order (one per
-        # partition and upstream shard), which the sort merges; measured cheaper than a push and
-        # a pop per item.
+        # (ts, order, arrival number, item): a sorted run, then what arrived since the last
+        # watermark step with something due, in arrival order. The arrival number only separates
+        # copies of one event re-sent beyond the dedupe horizon, which share ts and order (and
+        # never compares items). Items arrive as runs in time order (one per partition and
+        # upstream shard), so sorting the arrivals and merging them in where they begin costs
+        # what arrived and the part of the held items it overlaps, not all that is held.
         self._held: list[tuple[int, str, int, Item]] = []
+        self._sorted = 0  # the length of the sorted run
         self._arrivals = 0
-        # The earliest time held and whether items came since the last sort: a watermark step
-        # with nothing due (most, when batches are small) neither sorts nor copies.
+        # The earliest time held: a watermark step with nothing due (most, when batches are
+        # small) neither sorts nor copies.
         self._held_min = _NOTHING_HELD
-        self._unsorted = False
+        # What a snapshot keeps of the held items: chunks of the items that arrived between two
+        # snapshots, each pickled once (chunk number -> latest time in it, pickled items), in a
+        # tracked dict, so a snapshot stores the new chunk, not everything held (live, ordered
+        # stages hold ``allowed_lateness`` of events). ``_chunked``: the last arrival number in one.
+        self._chunks: TrackedDict[int, tuple[int, bytes]] = TrackedDict()
+        self._chunked = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        held = state.pop("_held")
+        chunks, chunked = self._chunks, self._chunked
+        arrived = [entry for entry in held if entry[2] > chunked]
+        if arrived:
+            chunks[self._arrivals] = (max(entry[0] for entry in arrived), pickle.dumps(arrived, pickle.HIGHEST_PROTOCOL))
+        watermark = self.clock.value
+        if watermark is not None:  # a chunk whose items are all due by now is read no more
+            for number in [number for number, (latest, _) in chunks.items() if latest < watermark]:
+                del chunks[number]
+        self._chunked = state["_chunked"] = self._arrivals
+        del state["_sorted"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "_held" in state:  # written by a release that pickled the held items whole
+            self.__dict__.pop("_unsorted", None)
+            self._chunks, self._chunked = TrackedDict(), 0
+            self._sorted = 0
+            return
+        # The items held are those in the chunks that the watermark had not passed: a held item
+        # leaves as soon as the watermark passes it.
+        watermark = self.clock.value
+        held = [
+            entry
+            for _, data in self._chunks.values()
+            for entry in pickle.loads(data)
+            if watermark is None or entry[0] >= watermark
+        ]
+        held.sort()
+        self._held, self._sorted = held, len(held)
 
     @property
     def watermark(self) -> int | None:
@@ -169,7 +210,6 @@ class DomainShard(Generic[D]):
             if watermark is None or ts >= watermark:  # not late (the clock's is_late, inlined: per item)
                 self._arrivals += 1
                 self._held.append((ts, item.event_id if isinstance(item, Event) else item.order, self._arrivals, item))
-                self._unsorted = True
                 if ts < self._held_min:
                     self._held_min = ts
                 return []
@@ -196,12 +236,11 @@ class DomainShard(Generic[D]):
         outputs: list[Any] = []
         held = self._held
         if self._held_min < watermark:  # some item is due
-            if self._unsorted:
-                held.sort()
-                self._unsorted = False
+            self._sort_held()
             due = bisect_left(held, (watermark,))  # the items with ts <= limit
             items = held[:due]
             del held[:due]
+            self._sorted = len(held)
             self._held_min = held[0][0] if held else _NOTHING_HELD
             on_event, timers = self.domain.on_event, self.timers
             for ts, _, _, item in items:
@@ -210,6 +249,23 @@ class DomainShard(Generic[D]):
                 outputs.extend(on_event(item, self))
         outputs.extend(self._fire_timers(limit))
         return outputs
+
+    def _sort_held(self) -> None:
+        """Merge what arrived since the last sort into the sorted run of held items."""
+        held, done = self._held, self._sorted
+        if done == len(held):
+            return
+        if done == 0:
+            held.sort()
+        else:
+            arrived = held[done:]
+            arrived.sort()
+            start = bisect_left(held, arrived[0], 0, done)  # where the arrivals begin to interleave
+            merged = held[start:done]
+            merged.extend(arrived)
+            merged.sort()  # two sorted runs: one merge
+            held[start:] = merged
+        self._sorted = len(held)
 
     def _fire_timers(self, limit: int) -> list[Any]:
         """Fire the timers due by ``limit`` in deadline order, and those they set that are due too."""
