@@ -145,6 +145,8 @@ class DomainShard(Generic[D]):
         self._chunked = 0
 
     def __getstate__(self) -> dict[str, Any]:
+        """For a snapshot: the held items' new arrivals become a chunk, and chunks the watermark
+        has wholly passed are dropped; the held list itself is not pickled."""
         state = self.__dict__.copy()
         held = state.pop("_held")
         chunks, chunked = self._chunks, self._chunked
@@ -160,6 +162,7 @@ class DomainShard(Generic[D]):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restored: the held items rebuilt from the chunks (or taken as an older release wrote them)."""
         self.__dict__.update(state)
         if "_held" in state:  # written by a release that pickled the held items whole
             self.__dict__.pop("_unsorted", None)
@@ -255,16 +258,13 @@ class DomainShard(Generic[D]):
         held, done = self._held, self._sorted
         if done == len(held):
             return
-        if done == 0:
-            held.sort()
-        else:
-            arrived = held[done:]
-            arrived.sort()
-            start = bisect_left(held, arrived[0], 0, done)  # where the arrivals begin to interleave
-            merged = held[start:done]
-            merged.extend(arrived)
-            merged.sort()  # two sorted runs: one merge
-            held[start:] = merged
+        arrived = held[done:]
+        arrived.sort()
+        start = bisect_left(held, arrived[0], 0, done)  # where the arrivals begin to interleave
+        merged = held[start:done]
+        merged.extend(arrived)
+        merged.sort()  # two sorted runs: one merge
+        held[start:] = merged
         self._sorted = len(held)
 
     def _fire_timers(self, limit: int) -> list[Any]:
