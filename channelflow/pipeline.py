@@ -22,13 +22,24 @@ def make_flow(
     tail: bool = True,
     domains: list[DomainSpec] | None = None,
     promotions: PromotionSettings | None = None,
+    process: int = 0,
+    processes: int = 1,
 ) -> Dataflow:
     """The flow for ``config``: the input partitions are asked of the broker;
-    ``domains`` default to every stage, with the rules file's promotions."""
+    ``domains`` default to every stage, with the rules file's promotions; ``process`` of
+    ``processes`` is this process's place in a cluster (``channelflow run -i/-a``)."""
     if domains is None:
         domains = domain_specs(config, load_promotions() if promotions is None else promotions)
     partitions = count_partitions(config.kafka.bootstrap, list(config.kafka.input_topics))
-    return build_flow(config, domains, partitions=partitions, tail=tail, client_config=kafka_client_config())
+    return build_flow(
+        config,
+        domains,
+        partitions=partitions,
+        tail=tail,
+        client_config=kafka_client_config(),
+        process=process,
+        processes=processes,
+    )
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -179,7 +179,14 @@ class _Partition(StatefulSourcePartition[Any, int | None]):
 class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
     """Bytewax's :class:`KafkaSource` (the same partitions, consumer settings and recovery
     state) with one consumer per worker (:class:`_SharedConsumer`), each partition ending
-    its input once :data:`STOP` is set and marking where it caught up (:class:`CaughtUp`)."""
+    its input once :data:`STOP` is set and marking where it caught up (:class:`CaughtUp`).
+
+    In a cluster of ``processes``, process ``process`` lists only its share of each topic's
+    partitions (:func:`owned_by`), and Bytewax assigns a partition to a worker that lists it.
+    Listing every partition everywhere lets Bytewax assign them alternately in the order of
+    their keys (``"<partition>-<topic>"``): with four input topics and two processes, one
+    process would read every partition of two topics, the whole clickstream among them.
+    """
 
     def __init__(
         self,
@@ -191,7 +198,12 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
         add_config: dict[str, Any] | None = None,
         batch_size: int = 1000,
         raise_on_errors: bool = True,
+        process: int = 0,
+        processes: int = 1,
     ) -> None:
+        if not 0 <= process < processes:
+            raise ValueError(f"process {process} of {processes}: needs 0 <= process < processes")
+        self.process, self.processes = process, processes
         self.brokers, self.topics, self.tail = brokers, topics, tail
         self.starting_offset, self.batch_size, self.raise_on_errors = starting_offset, batch_size, raise_on_errors
         self.add_config = dict(add_config or {})
@@ -199,7 +211,8 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
         self._lock = threading.Lock()
 
     def list_parts(self) -> list[str]:
-        return KafkaSource(self.brokers, self.topics, add_config=self.add_config).list_parts()
+        parts = KafkaSource(self.brokers, self.topics, add_config=self.add_config).list_parts()
+        return [part for part in parts if owned_by(part, self.topics, self.processes) == self.process]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
         number, topic = for_part.split("-", 1)
@@ -225,6 +238,19 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
             **self.add_config,
             "enable.partition.eof": "true",
         }
+
+
+def owned_by(part: str, topics: list[str], processes: int) -> int:
+    """The process of ``processes`` that reads input partition ``part`` (``"<partition>-<topic>"``).
+
+    Each topic's partitions are dealt out in turn, starting one process further on for each
+    topic, so every process gets its share of every topic (and single-partition topics spread):
+
+    >>> [owned_by(f"{p}-{t}", ["a", "b"], 2) for t in "ab" for p in range(3)]
+    [0, 1, 0, 1, 0, 1]
+    """
+    number, topic = part.split("-", 1)
+    return (int(number) + topics.index(topic)) % processes
 
 
 @operator

@@ -63,12 +63,16 @@ def build_flow(
     partitions: int,
     tail: bool = True,
     client_config: Mapping[str, Any] | None = None,
+    process: int = 0,
+    processes: int = 1,
 ) -> Dataflow:
     """Wire the flow for ``config`` through the stages ``domains`` (see :func:`domain_specs`).
 
     ``partitions`` is the number of input partitions the watermark waits for;
     ``tail=False`` stops at the end of the input (replays, tests).
     ``client_config`` adds confluent-kafka client properties (e.g. the shell's logger).
+    ``process`` of ``processes`` is this process's place in a Bytewax cluster: it reads its
+    share of the input partitions (:class:`StoppableKafkaSource`).
     """
     kafka = config.kafka
     input_topics = kafka.input_topics
@@ -86,6 +90,8 @@ def build_flow(
             add_config={**(client_config or {}), **kafka.consumer},
             batch_size=kafka.batch_size,
             raise_on_errors=False,  # consumer errors become dead letters
+            process=process,
+            processes=processes,
         ),
     )
     errors = op.map("kafka_errors", source.errs, steps.kafka_error(input_topics))

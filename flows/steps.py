@@ -1,9 +1,14 @@
 """The functions each Bytewax step runs: thin adapters from the flow to ``operators``.
 
-Keyed values are ``(shard, item)`` pairs: Bytewax gives a stateful step its
-value but not its key, and a shard needs to know its own number. Steps on the
-per-event path take a whole batch per call (``flat_map_batch``,
-``StatefulBatchLogic``): one Python call per batch instead of one per item.
+Keyed values are envelopes, ``(shard, items)``: Bytewax gives a stateful step its
+value but not its key, and a shard needs to know its own number. A step that
+keys items for a stage sends each shard one envelope per batch, holding that
+shard's items in order, rather than one Bytewax item per event: Bytewax's cost
+is per item (routing, and between processes a ``pickle.dumps`` and ``loads``
+each, with every class reference written again), and the order within a shard
+is all the stages need. Steps on the per-event path take a whole batch per call
+(``flat_map_batch``, ``StatefulBatchLogic``): one Python call per batch instead
+of one per item.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import reprlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache, cached_property
@@ -39,7 +44,8 @@ from operators.time.stream_items import Arrival, Marker, Output, Progress, Signa
 
 log = logging.getLogger("channelflow")
 
-Keyed = tuple[str, tuple[int, Any]]
+Envelope = tuple[int, list[Any]]  # a shard's number and its items from one upstream batch, in order
+Keyed = tuple[str, Envelope]
 SequencedItem = Event | Progress
 StageItem = Event | Signal | Progress
 
@@ -52,9 +58,10 @@ def _now_ms() -> int:
 class Decoder:
     """``flat_map_batch`` step: validate a batch, then mark each partition's progress.
 
-    Yields dead-letter :class:`Output` records for refused messages and keyed
-    ``(shard, Arrival | Marker)`` pairs for the sequencer. The markers follow the
-    batch's events, so a shard that gets one has got those events. Each
+    Yields dead-letter :class:`Output` records for refused messages and, for the
+    sequencer, one keyed envelope per shard of the batch's :class:`Arrival` s and
+    :class:`Marker` s. The markers follow the batch's events, so a shard that gets
+    one has got those events. Each
     arrival carries its partition's latest event time so far (the dedupe stamp):
     the worker reading a partition sees all of it, in order.
     """
@@ -78,7 +85,8 @@ class Decoder:
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
         HEALTH.note_input(received_at)
-        keys, highs = self.keys, self.highs
+        highs = self.highs
+        envelopes: list[list[Arrival | Marker]] = [[] for _ in range(self.shards)]
         for msg in batch:
             if isinstance(msg, CaughtUp):
                 touched[f"{msg.topic}:{msg.partition}"] = True
@@ -98,12 +106,15 @@ class Decoder:
             source = f"{msg.topic}:{msg.partition}"
             high = max(highs.get(source, -1), result.ts)
             highs[source] = high
-            out.append((keys[shard], (shard, Arrival(result, source, high))))
+            envelopes[shard].append(Arrival(result, source, high))
             touched[source] = False
         for source, caught_up in touched.items():
             # The partition's latest event time so far: the watermark keeps each partition's maximum anyway.
             marker = Marker(source, highs.get(source, -1), received_at, caught_up)
-            out.extend((keys[k], (k, marker)) for k in range(self.shards))
+            for items in envelopes:
+                items.append(marker)
+        keys = self.keys
+        out.extend((keys[k], (k, items)) for k, items in enumerate(envelopes) if items)
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)
         for topic, sent in stamps.items():
@@ -194,7 +205,7 @@ class Sequence:
 RETAIN = StatefulBatchLogic.RETAIN
 
 
-class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], SequencedItem, "bytes | None"]):
+class SequenceLogic(StatefulBatchLogic[Envelope, SequencedItem, "bytes | None"]):
     """One sequence shard's Bytewax logic (see :class:`Sequence`)."""
 
     def __init__(self, step: Sequence, state: Sequencer | None, store: EntityStore | None) -> None:
@@ -206,17 +217,20 @@ class SequenceLogic(StatefulBatchLogic[tuple[int, "Arrival | Marker"], Sequenced
             state.resume(_now_ms())
             note_kept("sequence", state.reconfigure(step.new_shard(state.shard)))
 
-    def on_batch(self, values: list[tuple[int, Arrival | Marker]]) -> tuple[list[SequencedItem], bool]:
+    def on_batch(self, values: list[Envelope]) -> tuple[list[SequencedItem], bool]:
         out: list[SequencedItem] = []
+        if not values:
+            return out, RETAIN
         stores = self.step.stores
+        state = self.state
+        if state is None:
+            shard = values[0][0]  # every envelope of a key is its shard's
+            state = self.state = self.step.new_shard(shard)
+            self.store = open_store(self.step.entity_stores, "sequence", shard)
         # One progress record per batch, after all its events: the watermark only moves forward, so
         # the last supersedes the others, and each goes to every shard of every stage downstream.
         progress: Progress | None = None
-        for shard, item in values:
-            state = self.state
-            if state is None:
-                state = self.state = self.step.new_shard(shard)
-                self.store = open_store(self.step.entity_stores, "sequence", shard)
+        for item in _items(values):
             if isinstance(item, Marker):
                 progress = state.advance(item) or progress
                 continue
@@ -307,15 +321,17 @@ class Route:
         return tuple(shard_key(self.stage, k) for k in range(self.shards))
 
     def __call__(self, batch: list[tuple[str, StageItem]]) -> list[Keyed]:
-        keys, shards, routes, reads = self.keys, self.shards, self.routes, self.reads
-        out: list[Keyed] = []
+        shards, routes, reads = self.shards, self.routes, self.reads
+        envelopes: list[list[StageItem]] = [[] for _ in range(shards)]
         for _, item in batch:
             if isinstance(item, Progress):
-                out.extend([(keys[k], (k, item)) for k in range(shards)])
+                for items in envelopes:
+                    items.append(item)
             elif not isinstance(item, Signal) or item.stream in reads:
                 for k in routes(item, shards):
-                    out.append((keys[k], (k, item)))
-        return out
+                    envelopes[k].append(item)
+        keys = self.keys
+        return [(keys[k], (k, items)) for k, items in enumerate(envelopes) if items]
 
 
 def route_signal(signal: Signal, shards: int) -> list[int]:
@@ -348,9 +364,9 @@ class RunDomain:
         return DomainLogic(self, *thaw(self.entity_stores, self.name, resume))
 
     def apply(
-        self, state: DomainShard[Any] | None, values: list[tuple[int, StageItem]]
+        self, state: DomainShard[Any] | None, values: list[Envelope]
     ) -> tuple[DomainShard[Any] | None, list[Output | Signal | Progress]]:
-        """Apply a batch of one shard's items in order; its new state and its outputs."""
+        """Apply a batch of one shard's envelopes, their items in order; its new state and its outputs."""
         if not values:
             return state, []
         shard = values[0][0]  # a batch is one shard's
@@ -358,7 +374,7 @@ class RunDomain:
             state = DomainShard(self.make_domain(shard), self.upstreams, ordered=self.ordered)
         start = state.watermark
         outputs: list[Any] = []
-        for _, item in values:
+        for item in _items(values):
             if not isinstance(item, Progress):
                 outputs.extend(state.on_event(item))
                 continue
@@ -376,7 +392,7 @@ class RunDomain:
         return state, [item for item in outputs if not isinstance(item, Signal) or item.stream in listened]
 
 
-class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | Progress", "bytes | None"]):
+class DomainLogic(StatefulBatchLogic[Envelope, "Output | Signal | Progress", "bytes | None"]):
     """One domain shard's Bytewax logic (see :class:`RunDomain`)."""
 
     def __init__(self, run: RunDomain, state: DomainShard[Any] | None, store: EntityStore | None) -> None:
@@ -385,7 +401,7 @@ class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | P
         self.store = store
         self._restored = state  # takes today's settings with its first batch (its shard number)
 
-    def on_batch(self, values: list[tuple[int, StageItem]]) -> tuple[list[Output | Signal | Progress], bool]:
+    def on_batch(self, values: list[Envelope]) -> tuple[list[Output | Signal | Progress], bool]:
         if self._restored is not None and values:
             note_kept(self.run.name, self._restored.reconfigure(self.run.make_domain(values[0][0])))
             self._restored = None
@@ -396,6 +412,12 @@ class DomainLogic(StatefulBatchLogic[tuple[int, StageItem], "Output | Signal | P
 
     def snapshot(self) -> bytes | None:
         return freeze(self.state, self.store)
+
+
+def _items(envelopes: list[Envelope]) -> Iterator[Any]:
+    """The items of a shard's envelopes, in order."""
+    for _, items in envelopes:
+        yield from items
 
 
 _KEPT_LOGGED: set[tuple[str, tuple[str, ...]]] = set()

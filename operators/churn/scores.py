@@ -50,6 +50,7 @@ from operators.churn.features import FEATURES, WIDTH
 from operators.churn.model import RECENCY, ChurnModel
 from operators.contract.dead_letter import iso_ms
 from operators.customers.signals import Erase, Example, Retired, Snapshot, TickSnapshots
+from operators.state.pickling import pickled_as_call
 from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard, take_settings
 from operators.time.stream_items import Output, Signal
@@ -58,6 +59,7 @@ from operators.time.timers import Timer
 TOPIC = "customer_scores"
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class ChurnScore:
     """A churn score (0..1) of one customer at event time ``ts``."""

@@ -57,6 +57,7 @@ class CustomerFacts:
         return tuple(dict.fromkeys(sku for sku, _, _ in self.cart))
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Activity:
     """The customer's profile right after applying ``event`` (an event resolved to them)."""
@@ -77,6 +78,7 @@ class Activity:
         return self.event.event_id
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Erasure:
     """Forget this customer entirely."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from operators.contract.events import Event
 from operators.customers.profile import CustomerProfile
+from operators.state.pickling import pickled_as_call
 
 #: Stream names.
 CUSTOMER_EVENTS = "customer_events"
@@ -31,6 +32,7 @@ SNAPSHOT_KEY = "model"
 Snapshots = tuple[array, array]
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """An event of account ``customer_id`` (it may have come in under a linked alias)."""
@@ -39,6 +41,7 @@ class Resolved:
     event: Event
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Merge:
     """Alias ``alias`` (``device:...`` or ``loyalty:...``) is now ``customer_id``: take its history."""
@@ -50,6 +53,7 @@ class Merge:
     cause_event_id: str
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Erase:
     """Forget ``customer_id``."""
@@ -65,6 +69,7 @@ class Retired:
     alias: str
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Score ``customer_key`` with these features (and publish the score if it moved)."""
@@ -76,6 +81,7 @@ class Snapshot:
     cause_event_id: str
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class TickSnapshots:
     """Score these customers at a tick: one book's customers with a purchase, in one item.

@@ -21,6 +21,7 @@ from operators.contract.events import Event
 from operators.inventory.ledger import ADD, EVENT_RANK, EXPIRY_RANK, SET, Entry, Key, Ledger
 from operators.inventory.routing import choose_location
 from operators.locations import Location
+from operators.state.pickling import pickled_as_call
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Output, Signal
@@ -84,6 +85,7 @@ def _stock_lines(event: Event) -> list[dict[str, Any]]:
 # -- settings ----------------------------------------------------------------
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class StockLevel:
     """A SKU's network availability after a change that crossed zero or the low-stock threshold."""

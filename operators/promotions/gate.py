@@ -45,6 +45,7 @@ from operators.promotions.rules import PromotionSettings
 from operators.promotions.state import Pending, Recipient
 from operators.promotions.triggers.back_in_stock import WAITLIST_TIMER, Waitlists
 from operators.promotions.triggers.base import human_duration
+from operators.state.pickling import pickled_as_call
 from operators.state.tracked import MutableTrackedDict
 from operators.time.shard import DomainShard
 from operators.time.stream_items import Output, Signal
@@ -83,6 +84,7 @@ DECISION_FIELDS = ("customer_id", "rule", "trigger", "channel", "outcome", "reas
                    "cause_event_id", "created_at", "ts", "detail")
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Purchased:
     """A purchase of a customer the gate knows: it may convert an open promotion and leave waitlists."""
@@ -92,6 +94,7 @@ class Purchased:
     skus: tuple[str, ...]
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class WaitlistJoin:
     """The customer viewed or carted ``sku`` while it was out of stock: a place on the rule's waitlist."""
@@ -102,6 +105,7 @@ class WaitlistJoin:
     cause_event_id: str
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Withdrawn:
     """A rule's trigger for the customer was withdrawn before it fired (``cause_event_id``: what armed it)."""

@@ -59,7 +59,7 @@ def test_a_domain_shard_sends_one_progress_per_batch_and_the_same_outputs_howeve
     state: Any = None
     expected: list[Any] = []
     for item in stream:
-        state, outputs = one_by_one.apply(state, [(0, item)])
+        state, outputs = one_by_one.apply(state, [(0, [item])])
         expected.extend(o for o in outputs if not isinstance(o, Progress))
     final = None if state is None else state.watermark
 
@@ -68,7 +68,8 @@ def test_a_domain_shard_sends_one_progress_per_batch_and_the_same_outputs_howeve
         batch = stream[start : start + next(cuts)]
         start += len(batch)
         before = None if state is None else state.watermark
-        state, outputs = batched.apply(state, [(0, item) for item in batch])
+        half = len(batch) // 2  # a batch of two envelopes, as from two upstream batches
+        state, outputs = batched.apply(state, [(0, batch[:half]), (0, batch[half:])])
         sent = [o for o in outputs if isinstance(o, Progress)]
         if state.watermark == before:
             assert sent == []
@@ -83,15 +84,19 @@ def test_a_domain_shard_sends_one_progress_per_batch_and_the_same_outputs_howeve
 def test_a_sequence_shard_sends_one_progress_per_batch_after_its_events() -> None:
     step = steps.Sequence(lateness_ms=100, idle_timeout_ms=60_000, dedupe_horizon_ms=60_000, partitions=2)
     logic = step(None)
-    batch: list[tuple[int, Any]] = [
-        (0, Marker("clickstream:0", 1_000, seen_at=0)),  # one partition heard from: no watermark yet
-        (0, Arrival(_event("a", 1_200), "clickstream:1", 1_200)),
-        (0, Marker("clickstream:1", 1_200, seen_at=0)),  # both: the watermark is 900
-        (0, Arrival(_event("b", 1_500), "clickstream:0", 1_500)),
-        (0, Marker("clickstream:0", 1_500, seen_at=0)),  # 1,100
+    batch: list[tuple[int, list[Any]]] = [
+        (0, [
+            Marker("clickstream:0", 1_000, seen_at=0),  # one partition heard from: no watermark yet
+            Arrival(_event("a", 1_200), "clickstream:1", 1_200),
+            Marker("clickstream:1", 1_200, seen_at=0),  # both: the watermark is 900
+        ]),
+        (0, [
+            Arrival(_event("b", 1_500), "clickstream:0", 1_500),
+            Marker("clickstream:0", 1_500, seen_at=0),  # 1,100
+        ]),
     ]
     out, _ = logic.on_batch(batch)
     assert out == [_event("a", 1_200), _event("b", 1_500), Progress(0, 1_100)]
 
-    out, _ = logic.on_batch([(0, Marker("clickstream:0", 1_600, seen_at=0))])  # the minimum stays
+    out, _ = logic.on_batch([(0, [Marker("clickstream:0", 1_600, seen_at=0)])])  # the minimum stays
     assert out == []

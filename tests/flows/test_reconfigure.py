@@ -55,7 +55,7 @@ def _promotions(rules: dict[str, dict[str, Any]]) -> steps.RunDomain:
 def _run(step: steps.RunDomain, resume: object, items: list[Any]) -> tuple[bytes | None, list[Any]]:
     """Apply ``items`` to shard 0 of ``step`` resumed from ``resume``; its snapshot and outputs."""
     logic = step(resume)
-    outputs, _ = logic.on_batch([(0, item) for item in items])
+    outputs, _ = logic.on_batch([(0, list(items))])
     return logic.snapshot(), outputs
 
 
@@ -104,9 +104,9 @@ def _watermarks(outputs: list[Any]) -> list[int]:
 
 def test_the_sequence_stage_takes_todays_allowed_lateness_after_a_restart(caplog: pytest.LogCaptureFixture) -> None:
     first = _sequence(lateness_ms=30_000)(None)
-    first.on_batch([(0, Marker("pos:0", NOON, seen_at=NOON))])
+    first.on_batch([(0, [Marker("pos:0", NOON, seen_at=NOON)])])
     snapshot = first.snapshot()
-    later = [(0, Marker("pos:0", NOON + 60_000, seen_at=NOON + 60_000))]
+    later = [(0, [Marker("pos:0", NOON + 60_000, seen_at=NOON + 60_000)])]
 
     kept = _sequence(lateness_ms=30_000)(snapshot).on_batch(later)[0]
     with caplog.at_level(logging.WARNING, logger="channelflow"):
@@ -119,7 +119,7 @@ def test_the_sequence_stage_takes_todays_allowed_lateness_after_a_restart(caplog
 
 def test_a_changed_dedupe_horizon_is_kept_and_named(caplog: pytest.LogCaptureFixture) -> None:
     first = _sequence(lateness_ms=0)(None)
-    first.on_batch([(0, Marker("pos:0", NOON, seen_at=NOON))])
+    first.on_batch([(0, [Marker("pos:0", NOON, seen_at=NOON)])])
     with caplog.at_level(logging.WARNING, logger="channelflow"):
         _sequence(lateness_ms=0, dedupe_ms=2 * HOUR)(first.snapshot())
     assert "'sequence'" in caplog.text and "dedupe_horizon_ms" in caplog.text
