@@ -11,6 +11,7 @@ from bytewax.dataflow import Dataflow
 from channelflow.config import Config, load_config, load_promotions
 from channelflow.kafka_io import count_partitions
 from channelflow.logs import kafka_client_config
+from channelflow.recovery import balanced_keys
 from flows.domain_spec import DomainSpec
 from flows.main import build_flow, domain_specs
 from operators.promotions.rules import PromotionSettings
@@ -39,6 +40,7 @@ def make_flow(
         client_config=kafka_client_config(),
         process=process,
         processes=processes,
+        balanced_keys=balanced_keys(config.flow.recovery_dir),
     )
 
 

@@ -36,6 +36,9 @@ STATE_FORMAT = 4
 FORMAT_FILE = "channelflow-state-format"
 #: The file that records the ``flow.shards`` its state was written with (entities are keyed by shard).
 SHARDS_FILE = "channelflow-shards"
+#: The file that records how the state's shards are named as Bytewax keys: ``balanced`` or
+#: ``plain`` (see :mod:`flows.placement`; absent in directories written before it existed).
+KEYS_FILE = "channelflow-keys"
 
 
 class RecoveryDirError(RuntimeError):
@@ -75,6 +78,7 @@ def prepare_recovery_dir(db_dir: Path, partitions: int, shards: int | None = Non
             if complete:
                 _check_format(db_dir, held)
                 _check_shards(db_dir, held, shards)
+                _record_keys(db_dir, held)
                 return
             if held:
                 raise RecoveryDirError(
@@ -94,7 +98,27 @@ def prepare_recovery_dir(db_dir: Path, partitions: int, shards: int | None = Non
         scratch.rmdir()
         (db_dir / FORMAT_FILE).write_text(f"{STATE_FORMAT}\n")
         _check_shards(db_dir, False, shards)
+        _record_keys(db_dir, False)
         log.info("created %d recovery partitions in %s", partitions, db_dir)
+
+
+def balanced_keys(db_dir: Path | None) -> bool:
+    """Whether the flow names its shards with balanced keys (:mod:`flows.placement`): without
+    recovery and in a directory without state, yes; a directory holding state keeps the names
+    it was written with, plain if it predates :data:`KEYS_FILE`."""
+    if db_dir is None:
+        return True
+    try:
+        return (db_dir / KEYS_FILE).read_text().strip() == "balanced"
+    except FileNotFoundError:
+        return not any(_partition_info(part)[1] for part in db_dir.glob(_PART))
+
+
+def _record_keys(db_dir: Path, held: bool) -> None:
+    """Record the shard key names of a directory that has no record yet (see :func:`balanced_keys`)."""
+    path = db_dir / KEYS_FILE
+    if not path.exists():
+        path.write_text("plain\n" if held else "balanced\n")
 
 
 def _check_format(db_dir: Path, held: bool) -> None:

@@ -37,6 +37,7 @@ from flows.domain_spec import DomainSpec, read_streams, upstreams
 from flows.inventory_wiring import inventory_spec
 from flows.kafka_sink import DeadLetteringKafkaSink
 from flows.kafka_source import StoppableKafkaSource, kafka_input
+from flows.placement import stage_keys
 from flows.promotion_wiring import promotion_specs
 from flows.stateful import ENTITIES_DIR, EntityStores, keyed_stage, retained_generations
 from flows.topology import READS, SEQUENCE
@@ -65,6 +66,7 @@ def build_flow(
     client_config: Mapping[str, Any] | None = None,
     process: int = 0,
     processes: int = 1,
+    balanced_keys: bool = True,
 ) -> Dataflow:
     """Wire the flow for ``config`` through the stages ``domains`` (see :func:`domain_specs`).
 
@@ -72,7 +74,9 @@ def build_flow(
     ``tail=False`` stops at the end of the input (replays, tests).
     ``client_config`` adds confluent-kafka client properties (e.g. the shell's logger).
     ``process`` of ``processes`` is this process's place in a Bytewax cluster: it reads its
-    share of the input partitions (:class:`StoppableKafkaSource`).
+    share of the input partitions (:class:`StoppableKafkaSource`). ``balanced_keys`` names
+    the shards so that shard k of every stage runs on worker k modulo the workers
+    (:mod:`flows.placement`); False keeps the plain names a recovery directory was written with.
     """
     kafka = config.kafka
     input_topics = kafka.input_topics
@@ -104,6 +108,7 @@ def build_flow(
             config.ingest.max_event_bytes,
             limits=config.ingest.limits,
             max_output_bytes=config.ingest.max_output_bytes,
+            keys=stage_keys(SEQUENCE, shards, balanced=balanced_keys),
         ),
     )
     split = op.branch("split_rejected", decoded, steps.is_output)
@@ -131,11 +136,15 @@ def build_flow(
     inputs_of = upstreams(domains)
     feeding = {name for names in inputs_of.values() for name in names}
     listened = read_streams(domains)
+    single = 0  # one-shard stages so far: each goes to the next worker
     for spec in domains:
         stage_shards = spec.shards or shards
         inputs = [stages[name][0] for name in inputs_of[spec.name]]
         stage_in = inputs[0] if len(inputs) == 1 else op.merge(f"{spec.name}_in", *inputs)
-        route = steps.Route(spec.name, stage_shards, spec.routes, frozenset(spec.reads))
+        if stage_shards == 1:
+            single += 1
+        keys = stage_keys(spec.name, stage_shards, balanced=balanced_keys, target=single)
+        route = steps.Route(spec.name, stage_shards, spec.routes, frozenset(spec.reads), keys)
         routed = op.flat_map_batch(f"route_{spec.name}", stage_in, route)
         run = steps.RunDomain(
             spec.make,

@@ -14,13 +14,14 @@ of one per item.
 from __future__ import annotations
 
 import logging
+import pickle
 import reprlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import cache, cached_property
+from functools import cache
 from typing import Any, TypeGuard
 
 import orjson
@@ -43,6 +44,67 @@ from operators.time.sharding import shard_key, shard_of
 from operators.time.stream_items import Arrival, Marker, Output, Progress, Signal
 
 log = logging.getLogger("channelflow")
+
+class Items(list[Any]):
+    """The items of an envelope, pickled fast between processes.
+
+    Events, and the events of arrivals, go as one JSON document (an event's body is decoded
+    JSON, so it round-trips exactly, and ``orjson`` writes and reads it far faster than
+    ``pickle`` walks it object by object); other items are pickled as usual. Bytewax pickles
+    an item it sends to another process twice (once to size it, once to write it), so the
+    reduction is kept for the second time: an envelope is not changed once it is sent.
+    """
+
+    __slots__ = ("_reduced",)
+    _reduced: tuple[Any, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:
+            return self._reduced
+        except AttributeError:
+            pass
+        rows: list[Any] = []
+        others: list[Any] = []
+        for item in self:
+            kind = type(item)
+            if kind is Event:
+                rows.append((item.event_id, item.type, item.topic, item.ts, item.body))
+            elif kind is Arrival:
+                e = item.event
+                rows.append((e.event_id, e.type, e.topic, e.ts, e.body, item.source, item.high))
+            else:
+                rows.append(len(others))
+                others.append(item)
+        try:
+            packed = orjson.dumps(rows, option=_PLAIN_JSON_ONLY)
+        except TypeError:  # not plain JSON (parse never makes such a body): pickle it all
+            reduced: tuple[Any, ...] = (_unpack_items, (b"", pickle.dumps(list(self), pickle.HIGHEST_PROTOCOL)))
+        else:
+            reduced = (_unpack_items, (packed, pickle.dumps(others, pickle.HIGHEST_PROTOCOL) if others else b""))
+        self._reduced = reduced
+        return reduced
+
+
+#: orjson refuses (rather than converts) dataclasses, datetimes and subclasses of JSON types.
+_PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _unpack_items(packed: bytes, pickled: bytes) -> Items:
+    """The :class:`Items` that ``Items.__reduce__`` wrote."""
+    if not packed:
+        return Items(pickle.loads(pickled))
+    others = pickle.loads(pickled) if pickled else []
+    items = Items()
+    append = items.append
+    for row in orjson.loads(packed):
+        if type(row) is int:
+            append(others[row])
+        elif len(row) == 5:
+            append(Event(*row))
+        else:
+            append(Arrival(Event(*row[:5]), row[5], row[6]))
+    return items
+
 
 Envelope = tuple[int, list[Any]]  # a shard's number and its items from one upstream batch, in order
 Keyed = tuple[str, Envelope]
@@ -71,12 +133,12 @@ class Decoder:
     max_event_bytes: int
     limits: Limits | None = None  # unknown-field size and event-time bounds (ingest.*); None: not checked
     max_output_bytes: int = MAX_OUTPUT_BYTES  # a dead letter's JSON is at most this
+    keys: tuple[str, ...] = ()  # the Bytewax key of each sequence shard (flows.placement); () plain keys
     highs: dict[str, int] = field(default_factory=dict, compare=False)  # partition -> latest event time
 
-    @cached_property
-    def keys(self) -> tuple[str, ...]:
-        """The Bytewax key of each sequence shard (built once, not per event)."""
-        return tuple(shard_key("sequence", k) for k in range(self.shards))
+    def __post_init__(self) -> None:
+        if not self.keys:
+            object.__setattr__(self, "keys", tuple(shard_key("sequence", k) for k in range(self.shards)))
 
     def __call__(self, batch: list[SourceMessage | CaughtUp]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
@@ -86,7 +148,7 @@ class Decoder:
         received_at = _now_ms()
         HEALTH.note_input(received_at)
         highs = self.highs
-        envelopes: list[list[Arrival | Marker]] = [[] for _ in range(self.shards)]
+        envelopes: list[list[Arrival | Marker]] = [Items() for _ in range(self.shards)]
         for msg in batch:
             if isinstance(msg, CaughtUp):
                 touched[f"{msg.topic}:{msg.partition}"] = True
@@ -314,15 +376,15 @@ class Route:
     shards: int
     routes: Callable[[Any, int], Iterable[int]]
     reads: frozenset[str] = frozenset({EVENTS})
+    keys: tuple[str, ...] = ()  # the Bytewax key of each shard (flows.placement); () plain keys
 
-    @cached_property
-    def keys(self) -> tuple[str, ...]:
-        """The Bytewax key of each shard of the stage (built once, not per item)."""
-        return tuple(shard_key(self.stage, k) for k in range(self.shards))
+    def __post_init__(self) -> None:
+        if not self.keys:
+            object.__setattr__(self, "keys", tuple(shard_key(self.stage, k) for k in range(self.shards)))
 
     def __call__(self, batch: list[tuple[str, StageItem]]) -> list[Keyed]:
         shards, routes, reads = self.shards, self.routes, self.reads
-        envelopes: list[list[StageItem]] = [[] for _ in range(shards)]
+        envelopes: list[list[StageItem]] = [Items() for _ in range(shards)]
         for _, item in batch:
             if isinstance(item, Progress):
                 for items in envelopes:

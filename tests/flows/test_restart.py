@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from channelflow.broker import EmbeddedBroker, free_port
+from channelflow.recovery import KEYS_FILE
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
+from flows.placement import stage_keys
 from operators.time.units import DAY_MS
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
@@ -26,7 +29,20 @@ def _distinct(records: list[dict[str, Any]]) -> set[str]:
     return {repr(sorted(r.items())) for r in records}
 
 
-def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def _state_keys(recovery: Path) -> set[str]:
+    """The Bytewax keys the recovery partitions hold state under."""
+    keys: set[str] = set()
+    for part in recovery.glob("part-*.sqlite3"):
+        with sqlite3.connect(part) as db:
+            keys.update(key for (key,) in db.execute("SELECT DISTINCT state_key FROM snaps"))
+    return keys
+
+
+# "plain": a directory as a release before balanced keys left it, holding state under the plain keys.
+@pytest.mark.parametrize("keys", ["balanced", "plain"])
+def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(
+    broker: EmbeddedBroker, tmp_path: Path, keys: str
+) -> None:
     log = list(simulate(SimulationSettings(seed=13, customers=400, days=2, anomalies=True), DEFAULT_LOCATIONS))
     # The first day, then the second (the log opens with every location's stock at one instant).
     day_two = log[0]["ts"] + DAY_MS
@@ -43,6 +59,9 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(broker: Embe
     assert all(expected[topic] for topic in ("inventory_updates", "customer_scores", "promotions"))
 
     config = make_config(broker, tmp_path, partitions=2)
+    if keys == "plain":
+        (tmp_path / "recovery").mkdir()
+        (tmp_path / "recovery" / KEYS_FILE).write_text("plain\n")
     port = free_port()
     env = _env(config, CHANNELFLOW_METRICS__PORT=str(port))
     produce_events(config, first)
@@ -67,3 +86,8 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(broker: Embe
     for topic in OUTPUT_TOPICS:
         # At least once: records after the last snapshot are written again, identical.
         assert _distinct(read_json(config, topic)) == expected[topic], topic
+    assert (tmp_path / "recovery" / KEYS_FILE).read_text().strip() == keys
+    stages = ("sequence", "promotions")
+    named = {key for stage in stages for key in stage_keys(stage, config.flow.shards, balanced=keys == "balanced")}
+    held = {key for key in _state_keys(tmp_path / "recovery") if key.startswith(tuple(f"{s}-" for s in stages))}
+    assert held and held <= named, held - named

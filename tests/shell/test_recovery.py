@@ -12,9 +12,11 @@ import pytest
 from channelflow.broker import EmbeddedBroker
 from channelflow.recovery import (
     FORMAT_FILE,
+    KEYS_FILE,
     SHARDS_FILE,
     STATE_FORMAT,
     RecoveryDirError,
+    balanced_keys,
     prepare_recovery_dir,
 )
 from channelflow.summary import run_summary
@@ -73,6 +75,23 @@ def test_a_directory_without_state_takes_this_format(tmp_path: Path) -> None:
     (db_dir / FORMAT_FILE).write_text("1\n")
     prepare_recovery_dir(db_dir, 2)  # nothing to misread
     assert (db_dir / FORMAT_FILE).read_text().strip() == str(STATE_FORMAT)
+
+
+def test_shards_get_balanced_keys_unless_the_state_was_written_under_plain_ones(tmp_path: Path) -> None:
+    assert balanced_keys(None)  # no recovery
+    fresh = tmp_path / "fresh"
+    assert balanced_keys(fresh)
+    prepare_recovery_dir(fresh, 2)
+    assert (fresh / KEYS_FILE).read_text().strip() == "balanced" and balanced_keys(fresh)
+
+    older = tmp_path / "older"  # state written by a release before the key names were recorded
+    prepare_recovery_dir(older, 2)
+    (older / KEYS_FILE).unlink()
+    with sqlite3.connect(older / "part-0.sqlite3") as db:
+        db.execute("INSERT INTO commits (part_index, commit_epoch) VALUES (0, 7)")
+    assert not balanced_keys(older)
+    prepare_recovery_dir(older, 2)
+    assert (older / KEYS_FILE).read_text().strip() == "plain" and not balanced_keys(older)
 
 
 def test_the_end_of_run_summary_reads_the_flow_metrics() -> None:
