@@ -12,7 +12,7 @@ entities share a shard number (a customer's events, activity and profile) stay o
 worker instead of being pickled to another.
 
 State is held under its key, so a recovery directory written with the plain keys keeps them
-(``channelflow.recovery.key_layout``); the placement changes where work runs, never what
+(``channelflow.recovery.balanced_keys``); the placement changes where work runs, never what
 it computes.
 
 >>> worker_of("sequence-00", 2), worker_of(balanced_key("sequence", 3), 2)

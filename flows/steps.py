@@ -45,6 +45,7 @@ from operators.time.stream_items import Arrival, Marker, Output, Progress, Signa
 
 log = logging.getLogger("channelflow")
 
+
 class Items(list[Any]):
     """The items of an envelope, pickled fast between processes.
 
@@ -121,11 +122,11 @@ class Decoder:
     """``flat_map_batch`` step: validate a batch, then mark each partition's progress.
 
     Yields dead-letter :class:`Output` records for refused messages and, for the
-    sequencer, one keyed envelope per shard of the batch's :class:`Arrival` s and
-    :class:`Marker` s. The markers follow the batch's events, so a shard that gets
-    one has got those events. Each
-    arrival carries its partition's latest event time so far (the dedupe stamp):
-    the worker reading a partition sees all of it, in order.
+    sequencer, one keyed envelope per shard with the batch's :class:`Arrival` s and
+    :class:`Marker` s for it. The markers follow the batch's events, so a shard that
+    gets one has got those events. Each arrival carries its partition's latest event
+    time so far (the dedupe stamp): the worker reading a partition sees all of it, in
+    order.
     """
 
     topics: Mapping[str, str]  # Kafka topic name -> logical input topic
