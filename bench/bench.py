@@ -94,7 +94,7 @@ def _channelflow(process_id: int | None = None, addresses: list[str] | None = No
     from flows import metrics
 
     config = load_config()
-    flow = make_flow(config, tail=False, process=process_id or 0, processes=len(addresses or ()) or 1)
+    flow = make_flow(config, tail=False, process_id=process_id, addresses=addresses)
     if os.environ.get("BENCH_GC") != "default":
         tune_gc()  # as `channelflow run` does
     cli_main(flow, process_id=process_id, addresses=addresses,

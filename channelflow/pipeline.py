@@ -23,12 +23,13 @@ def make_flow(
     tail: bool = True,
     domains: list[DomainSpec] | None = None,
     promotions: PromotionSettings | None = None,
-    process: int = 0,
-    processes: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
 ) -> Dataflow:
     """The flow for ``config``: the input partitions are asked of the broker;
-    ``domains`` default to every stage, with the rules file's promotions; ``process`` of
-    ``processes`` is this process's place in a cluster (``channelflow run -i/-a``)."""
+    ``domains`` default to every stage, with the rules file's promotions; ``process_id`` and
+    ``addresses`` place this process in a cluster, as Bytewax's ``cli_main`` takes them
+    (``channelflow run -i/-a``)."""
     if domains is None:
         domains = domain_specs(config, load_promotions() if promotions is None else promotions)
     partitions = count_partitions(config.kafka.bootstrap, list(config.kafka.input_topics))
@@ -38,8 +39,8 @@ def make_flow(
         partitions=partitions,
         tail=tail,
         client_config=kafka_client_config(),
-        process=process,
-        processes=processes,
+        process=process_id or 0,
+        processes=len(addresses or ()) or 1,
         balanced_keys=balanced_keys(config.flow.recovery_dir),
     )
 

@@ -106,7 +106,7 @@ def run(
     A stop signal ends the input cleanly: the last epoch closes (a recovery snapshot) and
     the process exits 0; a second signal interrupts at once.
     """
-    flow = make_flow(config, tail=not until_end, process=process_id or 0, processes=len(addresses or ()) or 1)
+    flow = make_flow(config, tail=not until_end, process_id=process_id, addresses=addresses)
     try:
         recovery = prepare_recovery(config.flow)
     except RecoveryDirError as exc:

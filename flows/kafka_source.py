@@ -215,10 +215,9 @@ class StoppableKafkaSource(FixedPartitionedSource[Any, Any]):
         return [part for part in parts if owned_by(part, self.topics, self.processes) == self.process]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Partition:
-        number, topic = for_part.split("-", 1)
+        index, topic = _parse_part(for_part)
         if topic not in self.topics:
             raise ValueError(f"recovery state names Kafka topic {topic!r}, not one of the inputs {self.topics}")
-        index = int(number)
         worker = threading.get_ident()
         with self._lock:
             shared = self._shared.get(worker)
@@ -249,8 +248,15 @@ def owned_by(part: str, topics: list[str], processes: int) -> int:
     >>> [owned_by(f"{p}-{t}", ["a", "b"], 2) for t in "ab" for p in range(3)]
     [0, 1, 0, 1, 0, 1]
     """
+    number, topic = _parse_part(part)
+    return (number + topics.index(topic)) % processes
+
+
+def _parse_part(part: str) -> tuple[int, str]:
+    """(partition number, topic) of an input partition's key, ``"<partition>-<topic>"`` as Bytewax's
+    Kafka source names them (recovery state is kept under these keys)."""
     number, topic = part.split("-", 1)
-    return (int(number) + topics.index(topic)) % processes
+    return int(number), topic
 
 
 @operator

@@ -104,11 +104,10 @@ def build_flow(
         source.oks,
         steps.Decoder(
             input_topics,
-            shards,
+            stage_keys(SEQUENCE, shards, balanced=balanced_keys),
             config.ingest.max_event_bytes,
             limits=config.ingest.limits,
             max_output_bytes=config.ingest.max_output_bytes,
-            keys=stage_keys(SEQUENCE, shards, balanced=balanced_keys),
         ),
     )
     split = op.branch("split_rejected", decoded, steps.is_output)
@@ -144,7 +143,7 @@ def build_flow(
         if stage_shards == 1:
             single += 1
         keys = stage_keys(spec.name, stage_shards, balanced=balanced_keys, target=single)
-        route = steps.Route(spec.name, stage_shards, spec.routes, frozenset(spec.reads), keys)
+        route = steps.Route(keys, spec.routes, frozenset(spec.reads))
         routed = op.flat_map_batch(f"route_{spec.name}", stage_in, route)
         run = steps.RunDomain(
             spec.make,

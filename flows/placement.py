@@ -47,11 +47,8 @@ def balanced_key(stage: str, shard: int, target: int | None = None) -> str:
     (``target`` defaults to the shard's number)."""
     want = (shard if target is None else target) % SPAN
     base = shard_key(stage, shard)
-    for n in count():
-        key = base if n == 0 else f"{base}.{n}"
-        if _route_hash(key) % SPAN == want:
-            return key
-    raise AssertionError("unreachable")  # count() never ends
+    candidates = (base if n == 0 else f"{base}.{n}" for n in count())
+    return next(key for key in candidates if _route_hash(key) % SPAN == want)
 
 
 def stage_keys(stage: str, shards: int, *, balanced: bool, target: int | None = None) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
+from itertools import chain
 from typing import Any, TypeGuard
 
 import orjson
@@ -40,7 +41,7 @@ from operators.contract.money import from_millis
 from operators.state.store import EntityStore
 from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
-from operators.time.sharding import shard_key, shard_of
+from operators.time.sharding import shard_of
 from operators.time.stream_items import Arrival, Marker, Output, Progress, Signal
 
 log = logging.getLogger("channelflow")
@@ -78,8 +79,8 @@ class Items(list[Any]):
                 others.append(item)
         try:
             packed = orjson.dumps(rows, option=_PLAIN_JSON_ONLY)
-        except TypeError:  # not plain JSON (parse never makes such a body): pickle it all
-            reduced: tuple[Any, ...] = (_unpack_items, (b"", pickle.dumps(list(self), pickle.HIGHEST_PROTOCOL)))
+        except TypeError:  # not plain JSON (parse never makes such a body): pickled as a list
+            reduced: tuple[Any, ...] = (Items, (list(self),))
         else:
             reduced = (_unpack_items, (packed, pickle.dumps(others, pickle.HIGHEST_PROTOCOL) if others else b""))
         self._reduced = reduced
@@ -92,8 +93,6 @@ _PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DAT
 
 def _unpack_items(packed: bytes, pickled: bytes) -> Items:
     """The :class:`Items` that ``Items.__reduce__`` wrote."""
-    if not packed:
-        return Items(pickle.loads(pickled))
     others = pickle.loads(pickled) if pickled else []
     items = Items()
     append = items.append
@@ -109,6 +108,11 @@ def _unpack_items(packed: bytes, pickled: bytes) -> Items:
 
 Envelope = tuple[int, list[Any]]  # a shard's number and its items from one upstream batch, in order
 Keyed = tuple[str, Envelope]
+
+
+def _sealed(keys: tuple[str, ...], envelopes: list[Items]) -> list[Keyed]:
+    """The keyed envelopes of the shards that got items."""
+    return [(keys[k], (k, items)) for k, items in enumerate(envelopes) if items]
 SequencedItem = Event | Progress
 StageItem = Event | Signal | Progress
 
@@ -130,16 +134,11 @@ class Decoder:
     """
 
     topics: Mapping[str, str]  # Kafka topic name -> logical input topic
-    shards: int
+    keys: tuple[str, ...]  # the Bytewax key of each sequence shard (flows.placement.stage_keys)
     max_event_bytes: int
     limits: Limits | None = None  # unknown-field size and event-time bounds (ingest.*); None: not checked
     max_output_bytes: int = MAX_OUTPUT_BYTES  # a dead letter's JSON is at most this
-    keys: tuple[str, ...] = ()  # the Bytewax key of each sequence shard (flows.placement); () plain keys
     highs: dict[str, int] = field(default_factory=dict, compare=False)  # partition -> latest event time
-
-    def __post_init__(self) -> None:
-        if not self.keys:
-            object.__setattr__(self, "keys", tuple(shard_key("sequence", k) for k in range(self.shards)))
 
     def __call__(self, batch: list[SourceMessage | CaughtUp]) -> list[Keyed | Output]:
         out: list[Keyed | Output] = []
@@ -148,8 +147,8 @@ class Decoder:
         stamps: dict[str, list[int]] = {}  # logical topic -> Kafka timestamps (ms) of its messages
         received_at = _now_ms()
         HEALTH.note_input(received_at)
-        highs = self.highs
-        envelopes: list[list[Arrival | Marker]] = [Items() for _ in range(self.shards)]
+        highs, shards = self.highs, len(self.keys)
+        envelopes = [Items() for _ in range(shards)]
         for msg in batch:
             if isinstance(msg, CaughtUp):
                 touched[f"{msg.topic}:{msg.partition}"] = True
@@ -165,7 +164,7 @@ class Decoder:
             stamp = msg.timestamp
             if stamp is not None and stamp[0]:
                 stamps.setdefault(topic, []).append(stamp[1])
-            shard = shard_of(result.event_id, self.shards)
+            shard = shard_of(result.event_id, shards)
             source = f"{msg.topic}:{msg.partition}"
             high = max(highs.get(source, -1), result.ts)
             highs[source] = high
@@ -176,8 +175,7 @@ class Decoder:
             marker = Marker(source, highs.get(source, -1), received_at, caught_up)
             for items in envelopes:
                 items.append(marker)
-        keys = self.keys
-        out.extend((keys[k], (k, items)) for k, items in enumerate(envelopes) if items)
+        out.extend(_sealed(self.keys, envelopes))
         for (topic, event_type), count in decoded.items():
             metrics.EVENTS.labels(topic, event_type).inc(count)
         for topic, sent in stamps.items():
@@ -373,19 +371,14 @@ class Route:
     """``flat_map_batch`` step: send events and signals of the streams this stage
     ``reads`` to their domain shards, progress to every shard."""
 
-    stage: str
-    shards: int
+    keys: tuple[str, ...]  # the Bytewax key of each shard of the stage (flows.placement.stage_keys)
     routes: Callable[[Any, int], Iterable[int]]
     reads: frozenset[str] = frozenset({EVENTS})
-    keys: tuple[str, ...] = ()  # the Bytewax key of each shard (flows.placement); () plain keys
-
-    def __post_init__(self) -> None:
-        if not self.keys:
-            object.__setattr__(self, "keys", tuple(shard_key(self.stage, k) for k in range(self.shards)))
 
     def __call__(self, batch: list[tuple[str, StageItem]]) -> list[Keyed]:
-        shards, routes, reads = self.shards, self.routes, self.reads
-        envelopes: list[list[StageItem]] = [Items() for _ in range(shards)]
+        routes, reads = self.routes, self.reads
+        shards = len(self.keys)
+        envelopes = [Items() for _ in range(shards)]
         for _, item in batch:
             if isinstance(item, Progress):
                 for items in envelopes:
@@ -393,8 +386,7 @@ class Route:
             elif not isinstance(item, Signal) or item.stream in reads:
                 for k in routes(item, shards):
                     envelopes[k].append(item)
-        keys = self.keys
-        return [(keys[k], (k, items)) for k, items in enumerate(envelopes) if items]
+        return _sealed(self.keys, envelopes)
 
 
 def route_signal(signal: Signal, shards: int) -> list[int]:
@@ -479,8 +471,7 @@ class DomainLogic(StatefulBatchLogic[Envelope, "Output | Signal | Progress", "by
 
 def _items(envelopes: list[Envelope]) -> Iterator[Any]:
     """The items of a shard's envelopes, in order."""
-    for _, items in envelopes:
-        yield from items
+    return chain.from_iterable(items for _, items in envelopes)
 
 
 _KEPT_LOGGED: set[tuple[str, tuple[str, ...]]] = set()
