@@ -11,7 +11,7 @@ from bytewax.dataflow import Dataflow
 from channelflow.config import Config, load_config, load_promotions
 from channelflow.kafka_io import count_partitions
 from channelflow.logs import kafka_client_config
-from channelflow.recovery import balanced_keys
+from channelflow.recovery import placement
 from flows.domain_spec import DomainSpec
 from flows.main import build_flow, domain_specs
 from operators.promotions.rules import PromotionSettings
@@ -27,11 +27,13 @@ def make_flow(
     addresses: list[str] | None = None,
 ) -> Dataflow:
     """The flow for ``config``: the input partitions are asked of the broker;
-    ``domains`` default to every stage, with the rules file's promotions; ``process_id`` and
+    ``domains`` default to every stage, with the rules file's promotions, placed as the recovery
+    directory's state is (:func:`channelflow.recovery.placement`); ``process_id`` and
     ``addresses`` place this process in a cluster, as Bytewax's ``cli_main`` takes them
     (``channelflow run -i/-a``)."""
+    placed = placement(config.flow.recovery_dir)
     if domains is None:
-        domains = domain_specs(config, load_promotions() if promotions is None else promotions)
+        domains = domain_specs(config, load_promotions() if promotions is None else promotions, placed)
     partitions = count_partitions(config.kafka.bootstrap, list(config.kafka.input_topics))
     return build_flow(
         config,
@@ -41,7 +43,7 @@ def make_flow(
         client_config=kafka_client_config(),
         process=process_id or 0,
         processes=len(addresses or ()) or 1,
-        balanced_keys=balanced_keys(config.flow.recovery_dir),
+        placement=placed,
     )
 
 

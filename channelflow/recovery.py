@@ -24,6 +24,8 @@ from pathlib import Path
 
 from bytewax.recovery import init_db_dir
 
+from flows.placement import CURRENT, PLAIN, Placement
+
 log = logging.getLogger("channelflow")
 
 _PART = "part-*.sqlite3"
@@ -36,8 +38,9 @@ STATE_FORMAT = 4
 FORMAT_FILE = "channelflow-state-format"
 #: The file that records the ``flow.shards`` its state was written with (entities are keyed by shard).
 SHARDS_FILE = "channelflow-shards"
-#: The file that records how the state's shards are named as Bytewax keys: ``balanced`` or
-#: ``plain`` (see :mod:`flows.placement`; absent in directories written before it existed).
+#: The file that records the :class:`flows.placement.Placement` of the state's shards: how they
+#: are named as Bytewax keys and where the anomaly stage's groups are (absent in directories
+#: written before it existed).
 KEYS_FILE = "channelflow-keys"
 
 
@@ -102,23 +105,29 @@ def prepare_recovery_dir(db_dir: Path, partitions: int, shards: int | None = Non
         log.info("created %d recovery partitions in %s", partitions, db_dir)
 
 
-def balanced_keys(db_dir: Path | None) -> bool:
-    """Whether the flow names its shards with balanced keys (:mod:`flows.placement`): without
-    recovery and in a directory without state, yes; a directory holding state keeps the names
-    it was written with, plain if it predates :data:`KEYS_FILE`."""
+def placement(db_dir: Path | None) -> Placement:
+    """Where the flow puts its shards and their entities (:class:`flows.placement.Placement`):
+    the one the directory records; without a record, today's, unless the directory already
+    holds state (written before the record existed: the plain placement). Without recovery,
+    today's.
+
+    Raises RecoveryDirError on a record this release does not know."""
     if db_dir is None:
-        return True
+        return CURRENT
+    path = db_dir / KEYS_FILE
     try:
-        return (db_dir / KEYS_FILE).read_text().strip() == "balanced"
+        return Placement.parse(path.read_text())
     except FileNotFoundError:
-        return not any(_partition_info(part)[1] for part in db_dir.glob(_PART))
+        return PLAIN if any(_partition_info(part)[1] for part in db_dir.glob(_PART)) else CURRENT
+    except ValueError as exc:
+        raise RecoveryDirError(f"{path}: {exc}, written by a later release of channelflow") from exc
 
 
 def _record_keys(db_dir: Path, held: bool) -> None:
-    """Record the shard key names of a directory that has no record yet (see :func:`balanced_keys`)."""
+    """Record the placement of a directory that has no record yet (see :func:`placement`)."""
     path = db_dir / KEYS_FILE
     if not path.exists():
-        path.write_text("plain\n" if held else "balanced\n")
+        path.write_text(f"{(PLAIN if held else CURRENT).record()}\n")
 
 
 def _check_format(db_dir: Path, held: bool) -> None:

@@ -106,8 +106,8 @@ def run(
     A stop signal ends the input cleanly: the last epoch closes (a recovery snapshot) and
     the process exits 0; a second signal interrupts at once.
     """
-    flow = make_flow(config, tail=not until_end, process_id=process_id, addresses=addresses)
     try:
+        flow = make_flow(config, tail=not until_end, process_id=process_id, addresses=addresses)
         recovery = prepare_recovery(config.flow)
     except RecoveryDirError as exc:
         log.error("%s", exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from flows import metrics
 from flows.config import Config
@@ -74,8 +75,10 @@ class AnomalyMetrics:
         ).inc()
 
 
-def anomaly_spec(config: Config) -> DomainSpec:
-    """The ``anomaly`` stage: KPI windows, detectors and outlier checks, sharded by group and SKU.
+def anomaly_spec(config: Config, *, placed_groups: bool = True) -> DomainSpec:
+    """The ``anomaly`` stage: KPI windows, detectors and outlier checks, sharded by group and SKU
+    (``placed_groups``: the channel groups on shards of their own, see
+    :func:`operators.anomalies.domain.group_shard`).
 
     Ordered: items are applied in event-time order once the watermark passes them, so the
     alerts are the same at any batch size and process count."""
@@ -84,8 +87,8 @@ def anomaly_spec(config: Config) -> DomainSpec:
     observer = AnomalyMetrics(loc.id for loc in config.locations if loc.type == "store")
     return DomainSpec(
         ANOMALY,
-        anomaly_shards,
-        lambda shard: Anomalies(settings, shard, shards),
+        partial(anomaly_shards, placed=placed_groups),
+        lambda shard: Anomalies(settings, shard, shards, placed_groups),
         observer.observe_shard,
         observer.observe_output,
         reads=READS[ANOMALY],

@@ -37,7 +37,7 @@ from flows.domain_spec import DomainSpec, read_streams, upstreams
 from flows.inventory_wiring import inventory_spec
 from flows.kafka_sink import DeadLetteringKafkaSink
 from flows.kafka_source import StoppableKafkaSource, kafka_input
-from flows.placement import stage_keys
+from flows.placement import CURRENT, Placement, stage_keys
 from flows.promotion_wiring import promotion_specs
 from flows.stateful import ENTITIES_DIR, EntityStores, keyed_stage, retained_generations
 from flows.topology import READS, SEQUENCE
@@ -46,13 +46,14 @@ from operators.promotions.rules import PromotionSettings
 from operators.time.stream_items import Output
 
 
-def domain_specs(config: Config, promotions: PromotionSettings) -> list[DomainSpec]:
-    """Every stage of the flow, in the order their steps are added (edges: ``flows/topology.py``)."""
+def domain_specs(config: Config, promotions: PromotionSettings, placement: Placement = CURRENT) -> list[DomainSpec]:
+    """Every stage of the flow, in the order their steps are added (edges: ``flows/topology.py``),
+    their entities on shards as ``placement`` says."""
     read = {stream for streams in READS.values() for stream in streams}
     return [
         inventory_spec(config, stock_signals=STOCK_LEVELS in read),
         *customer_specs(config),
-        anomaly_spec(config),
+        anomaly_spec(config, placed_groups=placement.placed_groups),
         *promotion_specs(promotions, config.flow.shards),
     ]
 
@@ -66,7 +67,7 @@ def build_flow(
     client_config: Mapping[str, Any] | None = None,
     process: int = 0,
     processes: int = 1,
-    balanced_keys: bool = True,
+    placement: Placement = CURRENT,
 ) -> Dataflow:
     """Wire the flow for ``config`` through the stages ``domains`` (see :func:`domain_specs`).
 
@@ -74,9 +75,10 @@ def build_flow(
     ``tail=False`` stops at the end of the input (replays, tests).
     ``client_config`` adds confluent-kafka client properties (e.g. the shell's logger).
     ``process`` of ``processes`` is this process's place in a Bytewax cluster: it reads its
-    share of the input partitions (:class:`StoppableKafkaSource`). ``balanced_keys`` names
-    the shards so that shard k of every stage runs on worker k modulo the workers
-    (:mod:`flows.placement`); False keeps the plain names a recovery directory was written with.
+    share of the input partitions (:class:`StoppableKafkaSource`). ``placement`` (the one
+    ``domains`` were made with) says how the shards are named: with balanced keys shard k of
+    every stage runs on worker k modulo the workers (:mod:`flows.placement`); a recovery
+    directory written with plain names keeps them.
     """
     kafka = config.kafka
     input_topics = kafka.input_topics
@@ -104,7 +106,7 @@ def build_flow(
         source.oks,
         steps.Decoder(
             input_topics,
-            stage_keys(SEQUENCE, shards, balanced=balanced_keys),
+            stage_keys(SEQUENCE, shards, balanced=placement.balanced_keys),
             config.ingest.max_event_bytes,
             limits=config.ingest.limits,
             max_output_bytes=config.ingest.max_output_bytes,
@@ -142,7 +144,7 @@ def build_flow(
         stage_in = inputs[0] if len(inputs) == 1 else op.merge(f"{spec.name}_in", *inputs)
         if stage_shards == 1:
             single += 1
-        keys = stage_keys(spec.name, stage_shards, balanced=balanced_keys, target=single)
+        keys = stage_keys(spec.name, stage_shards, balanced=placement.balanced_keys, target=single)
         route = steps.Route(keys, spec.routes, frozenset(spec.reads))
         routed = op.flat_map_batch(f"route_{spec.name}", stage_in, route)
         run = steps.RunDomain(

@@ -11,8 +11,12 @@ each worker gets an equal share of every stage, and items between two stages who
 entities share a shard number (a customer's events, activity and profile) stay on one
 worker instead of being pickled to another.
 
-State is held under its key, so a recovery directory written with the plain keys keeps them
-(``channelflow.recovery.balanced_keys``); the placement changes where work runs, never what
+Within a stage, the anomaly stage places the contract's channel groups (``web``, ``app``,
+``store``) on shards 0, 1, 2 rather than by hash (``operators.anomalies.domain.group_shard``).
+
+State is held under its key and its shard, so a recovery directory keeps the
+:class:`Placement` it was written with (``channelflow.recovery.placement``): the plain keys
+and hashed groups before either existed. The placement changes where work runs, never what
 it computes.
 
 >>> worker_of("sequence-00", 2), worker_of(balanced_key("sequence", 3), 2)
@@ -24,6 +28,7 @@ True
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from functools import cache
 from itertools import count
 
@@ -31,6 +36,46 @@ from operators.time.sharding import shard_key
 
 #: Balanced keys put shard ``k`` on worker ``k % workers`` for every worker count dividing this.
 SPAN = 120
+
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a flow puts its shards and what it puts on them: ``balanced_keys`` (see
+    :func:`balanced_key`) and ``placed_groups`` (the anomaly stage's channel groups on shards
+    0, 1, 2). The default is today's; a recovery directory records the one its state has.
+
+    >>> Placement.parse(Placement().record()) == Placement()
+    True
+    >>> Placement.parse("balanced"), Placement.parse("plain") == PLAIN
+    (Placement(balanced_keys=True, placed_groups=False), True)
+    """
+
+    balanced_keys: bool = True
+    placed_groups: bool = True
+
+    def record(self) -> str:
+        """One line of words that :meth:`parse` reads back."""
+        words = ("balanced" if self.balanced_keys else "plain", *(["placed-groups"] if self.placed_groups else []))
+        return " ".join(words)
+
+    @classmethod
+    def parse(cls, text: str) -> Placement:
+        """The placement a record names; ``"balanced"`` and ``"plain"`` are those of state
+        written before groups were placed. Raises ValueError on a word it does not know (a
+        record of a later release)."""
+        words = set(text.split())
+        unknown = words - {"balanced", "plain", "placed-groups"}
+        if unknown or not words:
+            raise ValueError(f"unknown shard placement {text.strip()!r}")
+        return cls(balanced_keys="balanced" in words, placed_groups="placed-groups" in words)
+
+
+#: Today's placement, for flows without recovery and directories without state.
+CURRENT = Placement()
+#: The placement of state written before placements were recorded.
+PLAIN = Placement(balanced_keys=False, placed_groups=False)
+
 
 _MASK = (1 << 64) - 1
 _WORDS = struct.Struct("<Q")

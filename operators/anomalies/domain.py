@@ -1,7 +1,7 @@
 """The anomaly domain: KPI windows scored by a detector per series, and per-event outlier checks.
 
 A shard owns the window groups (``web``, ``app``, ``store``, ``store:S001``...)
-with ``shard_of(group) == shard`` and the SKUs with ``shard_of(sku) == shard``.
+with ``group_shard(group) == shard`` and the SKUs with ``shard_of(sku) == shard``.
 Each group has one event-time timer at the end of its current window; when
 the watermark passes it, the window closes (also when it is empty: an outage
 is a run of zeros), every measure of it is scored by that series' detector,
@@ -18,7 +18,7 @@ direction and episode. Every test learns every window it scores. See
 ``docs/anomalies.md``.
 
 >>> from operators.contract.events import Event
->>> from operators.time.shard import DomainShard
+>>> from operators.time.shard import DomainShard, changed_settings
 >>> from operators.time.stream_items import Progress
 >>> settings = AnomalySettings(window_ms=60_000, params=KpiParams(warmup=10))
 >>> shard = DomainShard(Anomalies(settings), upstreams=1)
@@ -51,12 +51,14 @@ from operators.anomalies.settings import DEFAULT_SUPPRESS_K
 from operators.anomalies.windows import KpiWindows, Window, groups_of, is_online, series_name
 from operators.contract.dead_letter import iso_ms
 from operators.contract.events import Event
-from operators.time.shard import DomainShard
+from operators.time.shard import DomainShard, changed_settings
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Output
 from operators.time.timers import Timer
 
-__all__ = ["TOPIC", "Anomalies", "AnomalySettings", "StoreHours", "anomaly_shards", "priced_skus"]
+__all__ = [
+    "CHANNEL_GROUPS", "TOPIC", "Anomalies", "AnomalySettings", "StoreHours", "anomaly_shards", "group_shard", "priced_skus",
+]
 
 TOPIC = "alerts"
 _TIMER = "w:"
@@ -166,13 +168,31 @@ def priced_skus(event: Event) -> list[tuple[str, float]]:
     return []
 
 
-#: ``shard_of`` for window groups and channels: bounded by the configured stores, asked per event.
-_group_shard = lru_cache(maxsize=4_096)(shard_of)
+#: The contract's channel groups. Each has a window every minute and most of the events, so
+#: they go on shards 0, 1, 2 (modulo the shard count), one per worker as far as the workers go
+#: (``flows.placement``), rather than where their hash falls: ``shard_of`` puts all three on odd
+#: shards of 8, that is on one worker of two.
+CHANNEL_GROUPS = ("web", "app", "store")
 
 
-def anomaly_shards(event: Event, shards: int) -> set[int]:
-    """The anomaly shards ``event`` must reach: those of its window groups and of its priced SKUs."""
-    targets = {_group_shard(group, shards) for group in groups_of(event)}
+@lru_cache(maxsize=4_096)  # asked per event; bounded by the configured stores
+def group_shard(group: str, shards: int, placed: bool = True) -> int:
+    """The shard of a window group or channel: the channel groups in :data:`CHANNEL_GROUPS`
+    order when ``placed``, the others (stores) by ``shard_of``. ``placed=False`` is the
+    placement of state written before channel groups were placed.
+
+    >>> [group_shard(g, 8) for g in CHANNEL_GROUPS], group_shard("web", 8, placed=False)
+    ([0, 1, 2], 1)
+    """
+    if placed and group in CHANNEL_GROUPS:
+        return CHANNEL_GROUPS.index(group) % shards
+    return shard_of(group, shards)
+
+
+def anomaly_shards(event: Event, shards: int, placed: bool = True) -> set[int]:
+    """The anomaly shards ``event`` must reach: those of its window groups (:func:`group_shard`)
+    and of its priced SKUs."""
+    targets = {group_shard(group, shards, placed) for group in groups_of(event)}
     if event.type in ("order_placed", "sale", "add_to_cart", "product_view"):
         targets.update(shard_of(sku, shards) for sku, _ in priced_skus(event))
     return targets
@@ -202,10 +222,14 @@ class _Candidate:
 class Anomalies:
     """The anomaly domain of shard ``shard`` of ``shards`` (a ``Domain`` for ``DomainShard``)."""
 
-    def __init__(self, settings: AnomalySettings, shard: int = 0, shards: int = 1) -> None:
+    #: Channel groups on their own shards (:func:`group_shard`); state written before had none.
+    placed_groups = False
+
+    def __init__(self, settings: AnomalySettings, shard: int = 0, shards: int = 1, placed_groups: bool = True) -> None:
         self.settings = settings
         self.shard = shard
         self.shards = shards
+        self.placed_groups = placed_groups
         self.windows = KpiWindows(settings.window_ms, settings.session_timeout_ms)
         self.baskets = BasketOutliers(z=settings.basket_z, warmup=settings.basket_warmup)
         self.prices = PriceOutliers(settings.price_deviation, warmup=settings.price_warmup,
@@ -228,7 +252,14 @@ class Anomalies:
 
     def _owns_group(self, group: str) -> bool:
         """:meth:`_owns` for a window group or channel (a few dozen of them: their shards are cached)."""
-        return self.shards == 1 or _group_shard(group, self.shards) == self.shard
+        return self.shards == 1 or group_shard(group, self.shards, self.placed_groups) == self.shard
+
+    def reconfigure(self, fresh: Anomalies) -> tuple[str, ...]:
+        """Restored: take the flow's group placement from ``fresh`` (it routes events by it; a
+        directory keeps the one its state was written with); keep the settings the state was
+        written with, returning those that differ."""
+        self.placed_groups = fresh.placed_groups
+        return changed_settings(self.settings, fresh.settings)
 
     # -- events -----------------------------------------------------------------
 

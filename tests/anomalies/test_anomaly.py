@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.anomalies.detectors import DETECTORS, KpiParams, make_detector
-from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours, anomaly_shards
+from operators.anomalies.domain import (
+    CHANNEL_GROUPS,
+    Anomalies,
+    AnomalySettings,
+    StoreHours,
+    anomaly_shards,
+    group_shard,
+)
 from operators.anomalies.gate import AlarmGate
 from operators.anomalies.outliers import BasketOutliers, PriceOutliers
 from operators.anomalies.windows import KpiWindows, groups_of
@@ -215,16 +222,22 @@ def test_baskets_far_above_their_channel_norm_are_flagged() -> None:
 
 def test_routes_cover_window_groups_and_priced_skus() -> None:
     event = sale(1, 0, "S7")
-    shards = anomaly_shards(event, 8)
-    assert shards == {shard_of("store", 8), shard_of("store:S7", 8), shard_of("A", 8)}
+    assert anomaly_shards(event, 8) == {2, shard_of("store:S7", 8), shard_of("A", 8)}  # "store": shard 2
+    assert anomaly_shards(event, 8, placed=False) == {shard_of("store", 8), shard_of("store:S7", 8), shard_of("A", 8)}
     assert anomaly_shards(Event("i", "stock_received", "inventory", 0, {"sku": "A"}), 8) == set()
 
 
-def outage_run(shards: int) -> list[dict[str, object]]:
+@pytest.mark.parametrize("shards", [1, 2, 3, 8])
+def test_the_channel_groups_are_spread_over_the_first_shards(shards: int) -> None:
+    assert [group_shard(g, shards) for g in CHANNEL_GROUPS] == [k % shards for k in range(3)]
+    assert group_shard("store:S7", shards) == shard_of("store:S7", shards)  # stores: by hash
+
+
+def outage_run(shards: int, placed: bool = True) -> list[dict[str, object]]:
     """A store selling about 2 baskets a minute for 3 hours, silent for 40 minutes, then back."""
     rng = random.Random(11)
     settings_ = AnomalySettings(window_ms=MINUTE, params=KpiParams(warmup=30))
-    domains = [DomainShard(Anomalies(settings_, k, shards), upstreams=1) for k in range(shards)]
+    domains = [DomainShard(Anomalies(settings_, k, shards, placed), upstreams=1) for k in range(shards)]
     alerts: list[dict[str, object]] = []
     i = 0
     for minute in range(260):
@@ -232,7 +245,7 @@ def outage_run(shards: int) -> list[dict[str, object]]:
             for _ in range(sum(rng.random() < 0.5 for _ in range(4))):
                 i += 1
                 event = sale(i, minute * MINUTE + rng.randrange(MINUTE), total=round(rng.uniform(5, 50), 2))
-                for k in anomaly_shards(event, shards):
+                for k in anomaly_shards(event, shards, placed):
                     alerts += [o.value for o in domains[k].on_event(event)]
         for domain in domains:
             alerts += [o.value for o in domain.on_progress(Progress(0, (minute + 1) * MINUTE))]
@@ -255,7 +268,8 @@ def test_the_same_alerts_with_one_or_three_shards() -> None:
     def key(a: dict[str, object]) -> tuple[str, str]:
         return str(a["series"]), str(a["window_start"])
 
-    assert sorted(outage_run(1), key=key) == sorted(outage_run(3), key=key)
+    one = sorted(outage_run(1), key=key)
+    assert one == sorted(outage_run(3), key=key) == sorted(outage_run(3, placed=False), key=key)
 
 
 def test_closed_store_windows_are_not_scored() -> None:
@@ -269,3 +283,14 @@ def test_closed_store_windows_are_not_scored() -> None:
         shard.on_event(sale(minute, minute * MINUTE + 5))
     alerts = shard.on_progress(Progress(0, 10 * 60 * MINUTE))  # silent from 03:00 to 10:00: the store is closed
     assert [a for a in alerts if a.value["series"].endswith(":S1")] == []
+
+
+def test_a_restored_shard_takes_the_flows_group_placement_and_keeps_its_settings() -> None:
+    older = Anomalies(AnomalySettings(window_ms=MINUTE), 1, 8)
+    del older.placed_groups  # state written before groups were placed had no such field
+    assert older.placed_groups is False and older._owns_group("web")  # by hash, "web" is shard 1's
+    fresh = Anomalies(AnomalySettings(window_ms=2 * MINUTE), 1, 8, placed_groups=False)
+    assert older.reconfigure(fresh) == ("window_ms",)
+    assert older.placed_groups is False and older.settings.window_ms == MINUTE
+    assert older.reconfigure(Anomalies(AnomalySettings(window_ms=MINUTE), 1, 8)) == ()
+    assert older.placed_groups is True and not older._owns_group("web")  # placed: "web" is shard 0's

@@ -14,7 +14,7 @@ import pytest
 from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.recovery import KEYS_FILE
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
-from flows.placement import stage_keys
+from flows.placement import CURRENT, Placement, stage_keys
 from operators.time.units import DAY_MS
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
@@ -38,10 +38,11 @@ def _state_keys(recovery: Path) -> set[str]:
     return keys
 
 
-# "plain": a directory as a release before balanced keys left it, holding state under the plain keys.
-@pytest.mark.parametrize("keys", ["balanced", "plain"])
+# A directory as each release left it: "plain" before balanced keys, "balanced" before the
+# anomaly stage placed its channel groups, and today's.
+@pytest.mark.parametrize("record", ["balanced placed-groups", "balanced", "plain"])
 def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(
-    broker: EmbeddedBroker, tmp_path: Path, keys: str
+    broker: EmbeddedBroker, tmp_path: Path, record: str
 ) -> None:
     log = list(simulate(SimulationSettings(seed=13, customers=400, days=2, anomalies=True), DEFAULT_LOCATIONS))
     # The first day, then the second (the log opens with every location's stock at one instant).
@@ -59,9 +60,9 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(
     assert all(expected[topic] for topic in ("inventory_updates", "customer_scores", "promotions"))
 
     config = make_config(broker, tmp_path, partitions=2)
-    if keys == "plain":
+    if record != CURRENT.record():
         (tmp_path / "recovery").mkdir()
-        (tmp_path / "recovery" / KEYS_FILE).write_text("plain\n")
+        (tmp_path / "recovery" / KEYS_FILE).write_text(f"{record}\n")
     port = free_port()
     env = _env(config, CHANNELFLOW_METRICS__PORT=str(port))
     produce_events(config, first)
@@ -86,8 +87,9 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(
     for topic in OUTPUT_TOPICS:
         # At least once: records after the last snapshot are written again, identical.
         assert _distinct(read_json(config, topic)) == expected[topic], topic
-    assert (tmp_path / "recovery" / KEYS_FILE).read_text().strip() == keys
+    assert (tmp_path / "recovery" / KEYS_FILE).read_text().strip() == record
     stages = ("sequence", "promotions")
-    named = {key for stage in stages for key in stage_keys(stage, config.flow.shards, balanced=keys == "balanced")}
+    balanced = Placement.parse(record).balanced_keys
+    named = {key for stage in stages for key in stage_keys(stage, config.flow.shards, balanced=balanced)}
     held = {key for key in _state_keys(tmp_path / "recovery") if key.startswith(tuple(f"{s}-" for s in stages))}
     assert held and held <= named, held - named

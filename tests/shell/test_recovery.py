@@ -16,10 +16,11 @@ from channelflow.recovery import (
     SHARDS_FILE,
     STATE_FORMAT,
     RecoveryDirError,
-    balanced_keys,
+    placement,
     prepare_recovery_dir,
 )
 from channelflow.summary import run_summary
+from flows.placement import CURRENT, PLAIN, Placement
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events
 from tests.flows.test_cluster import ROOT, _env
@@ -77,21 +78,30 @@ def test_a_directory_without_state_takes_this_format(tmp_path: Path) -> None:
     assert (db_dir / FORMAT_FILE).read_text().strip() == str(STATE_FORMAT)
 
 
-def test_shards_get_balanced_keys_unless_the_state_was_written_under_plain_ones(tmp_path: Path) -> None:
-    assert balanced_keys(None)  # no recovery
+def test_a_directory_keeps_the_placement_its_state_was_written_with(tmp_path: Path) -> None:
+    assert placement(None) == CURRENT  # no recovery
     fresh = tmp_path / "fresh"
-    assert balanced_keys(fresh)
+    assert placement(fresh) == CURRENT
     prepare_recovery_dir(fresh, 2)
-    assert (fresh / KEYS_FILE).read_text().strip() == "balanced" and balanced_keys(fresh)
+    assert (fresh / KEYS_FILE).read_text().strip() == "balanced placed-groups" and placement(fresh) == CURRENT
 
-    older = tmp_path / "older"  # state written by a release before the key names were recorded
+    older = tmp_path / "older"  # state written by a release before the placement was recorded
     prepare_recovery_dir(older, 2)
     (older / KEYS_FILE).unlink()
     with sqlite3.connect(older / "part-0.sqlite3") as db:
         db.execute("INSERT INTO commits (part_index, commit_epoch) VALUES (0, 7)")
-    assert not balanced_keys(older)
+    assert placement(older) == PLAIN
     prepare_recovery_dir(older, 2)
-    assert (older / KEYS_FILE).read_text().strip() == "plain" and not balanced_keys(older)
+    assert (older / KEYS_FILE).read_text().strip() == "plain" and placement(older) == PLAIN
+
+    (older / KEYS_FILE).write_text("balanced\n")  # the release that balanced keys but hashed groups
+    prepare_recovery_dir(older, 2)
+    assert placement(older) == Placement(balanced_keys=True, placed_groups=False)
+    assert (older / KEYS_FILE).read_text().strip() == "balanced"
+
+    (older / KEYS_FILE).write_text("balanced sideways\n")  # a later release's record
+    with pytest.raises(RecoveryDirError, match="sideways"):
+        placement(older)
 
 
 def test_the_end_of_run_summary_reads_the_flow_metrics() -> None:
@@ -130,3 +140,8 @@ def test_a_run_with_another_shard_count_stops_naming_the_key(broker: EmbeddedBro
     assert again.returncode == 2, again.stderr
     assert "flow.shards is 4" in again.stderr and "written with 8" in again.stderr
     assert "Traceback" not in again.stderr
+
+    (config.flow.recovery_dir / KEYS_FILE).write_text("balanced sideways\n")  # a later release's placement
+    later = subprocess.run(run, env=_env(config), cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert later.returncode == 2, later.stderr
+    assert KEYS_FILE in later.stderr and "'balanced sideways'" in later.stderr and "Traceback" not in later.stderr
