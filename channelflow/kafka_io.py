@@ -75,9 +75,9 @@ def event_record(event: Mapping[str, Any], topic_names: Mapping[str, str]) -> Re
 
 #: The simulator's and replays' producer linger. Each produce request is stored by the embedded
 #: broker (Tansu's memory engine) as objects that every later fetch of the partition walks, so
-#: its CPU per fetch grows with the requests it has taken: producing 300 events/s with
-#: librdkafka's 5 ms linger took it from 10% to 93% of a core within 140 s (one reader); at
-#: 1,000 events/s, 5 ms saturated it within a minute and 100 ms held it at 2 to 4% for 90 s.
+#: its CPU per fetch grows with the requests it has taken (``bench/broker_growth.py``): at
+#: 1,000 messages/s and one reader, librdkafka's 5 ms linger took it to a whole core within
+#: 30 s; 50 ms held it at 5 to 6% for 90 s.
 PACED_LINGER_MS = 50
 
 

@@ -38,7 +38,6 @@ from operators.time.sharding import shard_key
 SPAN = 120
 
 
-
 @dataclass(frozen=True)
 class Placement:
     """Where a flow puts its shards and what it puts on them: ``balanced_keys`` (see

@@ -18,7 +18,7 @@ direction and episode. Every test learns every window it scores. See
 ``docs/anomalies.md``.
 
 >>> from operators.contract.events import Event
->>> from operators.time.shard import DomainShard, changed_settings
+>>> from operators.time.shard import DomainShard
 >>> from operators.time.stream_items import Progress
 >>> settings = AnomalySettings(window_ms=60_000, params=KpiParams(warmup=10))
 >>> shard = DomainShard(Anomalies(settings), upstreams=1)
