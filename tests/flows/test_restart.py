@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,8 @@ from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.recovery import KEYS_FILE
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
 from flows.placement import CURRENT, Placement, stage_keys
+from flows.stateful import ENTITIES_DIR, EntityStores
+from operators.anomalies.domain import group_shard
 from operators.time.units import DAY_MS
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
@@ -36,6 +39,22 @@ def _state_keys(recovery: Path) -> set[str]:
         with sqlite3.connect(part) as db:
             keys.update(key for (key,) in db.execute("SELECT DISTINCT state_key FROM snaps"))
     return keys
+
+
+def _groups_by_shard(recovery: Path) -> dict[int, set[str]]:
+    """The window groups each anomaly shard's latest snapshot holds (read as a restart would)."""
+    stores = EntityStores(recovery / ENTITIES_DIR)
+    held: dict[int, set[str]] = {}
+    for part in recovery.glob("part-*.sqlite3"):
+        with sqlite3.connect(part) as db:
+            rows = db.execute("SELECT ser_change FROM snaps s WHERE state_key LIKE 'anomaly-%' AND snap_epoch = "
+                              "(SELECT MAX(snap_epoch) FROM snaps WHERE state_key = s.state_key)").fetchall()  # fmt: skip
+        for (change,) in rows:
+            header = pickle.loads(change)
+            if header is not None:
+                shard, _ = stores.read(header)
+                held[shard.domain.shard] = {*shard.domain._next_start, *shard.domain._idle}  # timed or idle
+    return held
 
 
 # A directory as each release left it: "plain" before balanced keys, "balanced" before the
@@ -93,3 +112,10 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(
     named = {key for stage in stages for key in stage_keys(stage, config.flow.shards, balanced=balanced)}
     held = {key for key in _state_keys(tmp_path / "recovery") if key.startswith(tuple(f"{s}-" for s in stages))}
     assert held and held <= named, held - named
+    # The anomaly stage kept its channel groups where the directory's placement puts them.
+    placed = Placement.parse(record).placed_groups
+    groups = _groups_by_shard(tmp_path / "recovery")
+    for group in ("web", "app", "store"):
+        assert {k for k, held_groups in groups.items() if group in held_groups} == {
+            group_shard(group, config.flow.shards, placed)
+        }, group
