@@ -14,7 +14,6 @@ Usage: ``python bench/broker_growth.py --rate 1000 --seconds 120 --linger-ms 5``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -24,17 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from latency import cpu_seconds  # noqa: E402  (bench/latency.py, beside this script)
 
 from channelflow.broker import EmbeddedBroker  # noqa: E402
 from channelflow.kafka_io import create_topics  # noqa: E402
 
 PARTITIONS = 4
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

@@ -73,7 +73,7 @@ def _ready(port: int, timeout_s: float = 120.0) -> None:
     raise RuntimeError("the flow did not become ready")
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -158,7 +158,7 @@ def main() -> int:
             topic_names = {k: names[k] for k in INPUT_TOPIC_KEYS}
             producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": args.linger_ms})
             pids = {"flow": flow.pid, "broker": broker.pid or 0, "this script (producer, reader)": os.getpid()}
-            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             settings = SimulationSettings(seed=args.seed, customers=args.customers, days=None, anomalies=False)
             events = simulate(settings, DEFAULT_LOCATIONS)
             started = time.monotonic()
@@ -175,7 +175,7 @@ def main() -> int:
             producer.flush(30)
             del producer  # closed before the broker stops
             produced_s = time.monotonic() - started
-            cpu_share = {name: (_cpu_seconds(pid) - cpu_before[name]) / produced_s for name, pid in pids.items()}
+            cpu_share = {name: (cpu_seconds(pid) - cpu_before[name]) / produced_s for name, pid in pids.items()}
             # The last events are applied once the watermark passes them: lateness, then the idle timeout.
             time.sleep(tail_s)
             # Where the time goes, from the flow's own histograms: input hop (Kafka timestamp to decode),

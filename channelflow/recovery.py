@@ -118,7 +118,7 @@ def placement(db_dir: Path | None) -> Placement:
     try:
         return Placement.parse(path.read_text())
     except FileNotFoundError:
-        return PLAIN if any(_partition_info(part)[1] for part in db_dir.glob(_PART)) else CURRENT
+        return _unrecorded(any(_partition_info(part)[1] for part in db_dir.glob(_PART)))
     except ValueError as exc:
         raise RecoveryDirError(f"{path}: {exc}, written by a later release of channelflow") from exc
 
@@ -127,7 +127,13 @@ def _record_keys(db_dir: Path, held: bool) -> None:
     """Record the placement of a directory that has no record yet (see :func:`placement`)."""
     path = db_dir / KEYS_FILE
     if not path.exists():
-        path.write_text(f"{(PLAIN if held else CURRENT).record()}\n")
+        path.write_text(f"{_unrecorded(held).record()}\n")
+
+
+def _unrecorded(held: bool) -> Placement:
+    """The placement of a directory without a record: that of state written before records
+    existed if it ``held`` any, else today's."""
+    return PLAIN if held else CURRENT
 
 
 def _check_format(db_dir: Path, held: bool) -> None:

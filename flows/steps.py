@@ -108,13 +108,13 @@ def _unpack_items(packed: bytes, pickled: bytes) -> Items:
 
 Envelope = tuple[int, list[Any]]  # a shard's number and its items from one upstream batch, in order
 Keyed = tuple[str, Envelope]
+SequencedItem = Event | Progress
+StageItem = Event | Signal | Progress
 
 
 def _sealed(keys: tuple[str, ...], envelopes: list[Items]) -> list[Keyed]:
     """The keyed envelopes of the shards that got items."""
     return [(keys[k], (k, items)) for k, items in enumerate(envelopes) if items]
-SequencedItem = Event | Progress
-StageItem = Event | Signal | Progress
 
 
 def _now_ms() -> int:
