@@ -65,6 +65,10 @@ RETAIN = 8
 SEGMENT = 1_024
 #: The share of superseded entries in what a dict stores above which old segments are copied forward.
 SUPERSEDED = 0.25
+#: SQLite's page size for a new store (the largest it has).
+PAGE_SIZE = 65_536
+#: The write-ahead log's size past which it is checkpointed, and which it is cut back to.
+WAL_BYTES = 4 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
@@ -144,8 +148,17 @@ class EntityStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # WAL with NORMAL sync: a killed process loses nothing committed; only power loss can lose
-        # the last commits, which Bytewax then replays from an older snapshot and offset.
-        self.db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + _SCHEMA)
+        # the last commits, which Bytewax then replays from an older snapshot and offset. Pages of
+        # 64 KiB (set before the file's first table; a store made earlier keeps its own): a
+        # segment's blob is a chain of overflow pages, each read on its own, and a restore reads
+        # every live segment. The log is checkpointed past WAL_BYTES, as with SQLite's default of
+        # 1,000 small pages, and cut back to that after (else it keeps the size of the largest
+        # snapshot, the first: as large as the store).
+        self.db.executescript(f"PRAGMA page_size={PAGE_SIZE}; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                              + _SCHEMA)  # fmt: skip
+        (page,) = self.db.execute("PRAGMA page_size").fetchone()
+        self.db.executescript(f"PRAGMA wal_autocheckpoint={max(1, WAL_BYTES // page)}; "
+                              f"PRAGMA journal_size_limit={WAL_BYTES};")  # fmt: skip
         meta = dict(self.db.execute("SELECT name, value FROM meta"))
         self.gen: int = meta.get("gen", 0)
         self.safe_from: int = meta.get("safe_from", 0)

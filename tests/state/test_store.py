@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import pickle
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulat
 from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
-from operators.state.store import SUPERSEDED, EntityStore, StoreError
+from operators.state.store import PAGE_SIZE, SUPERSEDED, EntityStore, StoreError
 from operators.state.tracked import UNLOADED, MutableTrackedDict, TrackedDict, tracked_dicts
 from operators.time.units import DAY_MS
 
@@ -43,6 +44,23 @@ def test_a_snapshot_writes_only_the_entries_that_changed(tmp_path: Path) -> None
 
     restored = EntityStore(tmp_path / "s.sqlite3").restore(header)["profiles"]
     assert _state(restored) == _state(profiles)
+
+
+def test_a_new_store_has_large_pages_and_one_made_with_small_pages_keeps_working(tmp_path: Path) -> None:
+    # A restore reads every live segment, each a chain of overflow pages read one at a time.
+    assert EntityStore(tmp_path / "new.sqlite3").db.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
+    older = sqlite3.connect(tmp_path / "old.sqlite3")
+    older.executescript("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE meta (name TEXT PRIMARY KEY, "
+                        "value INTEGER NOT NULL);")  # fmt: skip
+    older.close()
+    store = EntityStore(tmp_path / "old.sqlite3")
+    profiles: MutableTrackedDict[str, list[int]] = MutableTrackedDict((f"c{n}", [n] * 500) for n in range(50))
+    store.snapshot({"profiles": profiles})
+    profiles["c3"].append(1)
+    header = store.snapshot({"profiles": profiles})
+    reopened = EntityStore(tmp_path / "old.sqlite3")
+    assert reopened.db.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert _state(reopened.restore(header)["profiles"]) == _state(profiles)
 
 
 def test_a_snapshot_and_a_restore_leave_no_garbage_for_the_collector(tmp_path: Path) -> None:
