@@ -163,10 +163,11 @@ class TrackedDict(dict[K, V]):
     def load_all(self) -> None:
         """Unpickle every value not read yet (iterating items or values does this first)."""
         packed, loads, put = self._packed, pickle.loads, dict.__setitem__
+        take = packed.popitem  # each pickle freed as its value is built: memory reused, not new
         with collector_paused():
-            for key, raw in packed.items():
+            while packed:
+                key, raw = take()
                 put(self, key, loads(raw))
-        packed.clear()
 
     def items(self) -> dict_items[K, V]:
         if self._packed:
