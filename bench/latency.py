@@ -49,7 +49,7 @@ from confluent_kafka import Consumer, Producer  # noqa: E402
 
 from channelflow.broker import EmbeddedBroker, free_port  # noqa: E402
 from channelflow.config import INPUT_TOPIC_KEYS, load_config  # noqa: E402
-from channelflow.kafka_io import PACED_LINGER_MS, create_topics, event_record  # noqa: E402
+from channelflow.kafka_io import PRODUCE_LINGER_MS, create_topics, event_record  # noqa: E402
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate  # noqa: E402
 from operators.contract.dead_letter import iso_ms  # noqa: E402
 
@@ -106,9 +106,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds of records left out at the start")
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--linger-ms", type=float, default=PACED_LINGER_MS,
+    parser.add_argument("--linger-ms", type=float, default=PRODUCE_LINGER_MS,
                         help="the event producer's linger.ms (default: the simulator's, "
-                             f"{PACED_LINGER_MS}; each produce request is lasting broker work)")
+                             f"{PRODUCE_LINGER_MS}; each produce request is lasting broker work)")
     parser.add_argument("--reader-wait-ms", type=int, default=10,
                         help="the output reader's fetch.wait.max.ms (each fetch is broker work)")
     args = parser.parse_args()

@@ -73,12 +73,12 @@ def event_record(event: Mapping[str, Any], topic_names: Mapping[str, str]) -> Re
     return topic_names[topic_for_type(event["type"])], partition_key(event).encode(), orjson.dumps(event)
 
 
-#: The simulator's and replays' producer linger. Each produce request is stored by the embedded
+#: :func:`produce`'s linger (the simulator's, replays', the demo's). Each produce request is stored by the embedded
 #: broker (Tansu's memory engine) as objects that every later fetch of the partition walks, so
 #: its CPU per fetch grows with the requests it has taken (``bench/broker_growth.py``): at
 #: 1,000 messages/s and one reader, librdkafka's 5 ms linger took it to a whole core within
 #: 30 s; 50 ms held it at 5 to 6% for 90 s.
-PACED_LINGER_MS = 50
+PRODUCE_LINGER_MS = 50
 
 
 def produce(
@@ -86,14 +86,14 @@ def produce(
     records: Iterable[Record],
     *,
     rate: float | None = None,
-    linger_ms: int = PACED_LINGER_MS,
+    linger_ms: int = PRODUCE_LINGER_MS,
     message_max_bytes: int = 1_000_000,
 ) -> int:
     """Produce ``records``, at most ``rate`` per second if given; return the count.
 
     The producer lingers ``linger_ms`` before it sends a batch: at full speed batches fill
     anyway; paced (the demo, ``--rate``), each request carries ``linger_ms`` of events rather
-    than a few (see :data:`PACED_LINGER_MS`).
+    than a few (see :data:`PRODUCE_LINGER_MS`).
 
     Raises RuntimeError if any delivery failed.
     """

@@ -28,7 +28,8 @@ def make_flow(
 ) -> Dataflow:
     """The flow for ``config``: the input partitions are asked of the broker;
     ``domains`` default to every stage, with the rules file's promotions, placed as the recovery
-    directory's state is (:func:`channelflow.recovery.placement`); ``process_id`` and
+    directory's state is (:func:`channelflow.recovery.placement`; given ``domains`` must be made
+    with that placement, as :func:`dry_run`'s are); ``process_id`` and
     ``addresses`` place this process in a cluster, as Bytewax's ``cli_main`` takes them
     (``channelflow run -i/-a``)."""
     placed = placement(config.flow.recovery_dir)
@@ -65,7 +66,7 @@ def dry_run(config: Config) -> str:
     missing = missing_topics(config.kafka.bootstrap, config.kafka.topics.values())
     if missing:
         raise ValueError(f"topics missing on {config.kafka.bootstrap}: {', '.join(missing)} (channelflow topics creates them)")
-    specs = domain_specs(config, load_promotions())
+    specs = domain_specs(config, load_promotions(), placement(config.flow.recovery_dir))  # as make_flow's own
     make_flow(config, domains=specs)
     inputs = upstreams(specs)
     shards = config.flow.shards
