@@ -18,7 +18,7 @@ from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulat
 from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
-from operators.state.store import PAGE_SIZE, SUPERSEDED, EntityStore, StoreError
+from operators.state.store import PAGE_SIZE, SUPERSEDED, WAL_BYTES, EntityStore, StoreError
 from operators.state.tracked import UNLOADED, MutableTrackedDict, TrackedDict, tracked_dicts
 from operators.time.units import DAY_MS
 
@@ -61,6 +61,18 @@ def test_a_new_store_has_large_pages_and_one_made_with_small_pages_keeps_working
     reopened = EntityStore(tmp_path / "old.sqlite3")
     assert reopened.db.execute("PRAGMA page_size").fetchone() == (4096,)
     assert _state(reopened.restore(header)["profiles"]) == _state(profiles)
+
+
+def test_the_write_ahead_log_is_cut_back_after_a_large_snapshot(tmp_path: Path) -> None:
+    # Else it keeps the size of the largest snapshot (the first, which writes everything) for good.
+    store = EntityStore(tmp_path / "s.sqlite3")
+    profiles: MutableTrackedDict[str, bytes] = MutableTrackedDict((f"c{n}", bytes(400)) for n in range(3 * WAL_BYTES // 400))
+    store.snapshot({"profiles": profiles})
+    wal = tmp_path / "s.sqlite3-wal"
+    assert wal.stat().st_size > 2 * WAL_BYTES  # one transaction: no checkpoint inside it
+    profiles["c1"] = bytes(1)
+    store.snapshot({"profiles": profiles})  # its commit checkpoints, and the log is cut back
+    assert wal.stat().st_size <= WAL_BYTES
 
 
 def test_a_snapshot_and_a_restore_leave_no_garbage_for_the_collector(tmp_path: Path) -> None:
