@@ -73,11 +73,11 @@ def event_record(event: Mapping[str, Any], topic_names: Mapping[str, str]) -> Re
     return topic_names[topic_for_type(event["type"])], partition_key(event).encode(), orjson.dumps(event)
 
 
-#: :func:`produce`'s linger (the simulator's, replays', the demo's). Each produce request is stored by the embedded
-#: broker (Tansu's memory engine) as objects that every later fetch of the partition walks, so
-#: its CPU per fetch grows with the requests it has taken (``bench/broker_growth.py``): at
-#: 1,000 messages/s and one reader, librdkafka's 5 ms linger took it to a whole core within
-#: 30 s; 50 ms held it at 5 to 6% for 90 s.
+#: :func:`produce`'s default linger (the simulator's, replays', the demo's). Each produce request
+#: is stored by the embedded broker (Tansu's memory engine) as objects that every later fetch of
+#: the partition walks, so its CPU per fetch grows with the requests it has taken
+#: (``bench/broker_growth.py``): at 1,000 messages/s and one reader, librdkafka's 5 ms linger
+#: took it to a whole core within 30 s; 50 ms held it at 5 to 6% for 90 s.
 PRODUCE_LINGER_MS = 50
 
 
