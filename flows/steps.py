@@ -248,9 +248,14 @@ class Sequence:
 
     @property
     def tick_ms(self) -> int:
-        """How often (wall-clock ms) a shard re-judges quiet and live partitions."""
+        """How often (wall-clock ms) a shard re-judges quiet and live partitions: twice per
+        ``live_lateness`` (a live output waits for the tick after the live watermark passes it).
+
+        >>> Sequence(30_000, 60_000, 60_000, 8, live_lateness_ms=250).tick_ms, Sequence(30_000, 60_000, 60_000, 8).tick_ms
+        (125, 1000)
+        """
         live = self.lateness_ms if self.live_lateness_ms is None else self.live_lateness_ms
-        return max(100, min(self.idle_timeout_ms // 4, live, 1_000))
+        return max(100, min(self.idle_timeout_ms // 4, live // 2, 1_000))
 
     def new_shard(self, shard: int) -> Sequencer:
         return Sequencer(
