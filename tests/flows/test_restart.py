@@ -17,7 +17,7 @@ from channelflow.recovery import KEYS_FILE
 from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulate
 from flows.placement import CURRENT, Placement, stage_keys
 from flows.stateful import ENTITIES_DIR, EntityStores
-from operators.anomalies.domain import group_shard
+from operators.anomalies.domain import CHANNEL_GROUPS, group_shard
 from operators.time.units import DAY_MS
 from tests.conftest import make_config
 from tests.flow_harness import closing_events, produce_events, read_json, run_to_end
@@ -108,14 +108,13 @@ def test_kill_9_and_restart_writes_what_an_uninterrupted_run_writes(
         assert _distinct(read_json(config, topic)) == expected[topic], topic
     assert (tmp_path / "recovery" / KEYS_FILE).read_text().strip() == record
     stages = ("sequence", "promotions")
-    balanced = Placement.parse(record).balanced_keys
-    named = {key for stage in stages for key in stage_keys(stage, config.flow.shards, balanced=balanced)}
+    placement = Placement.parse(record)
+    named = {key for stage in stages for key in stage_keys(stage, config.flow.shards, balanced=placement.balanced_keys)}
     held = {key for key in _state_keys(tmp_path / "recovery") if key.startswith(tuple(f"{s}-" for s in stages))}
     assert held and held <= named, held - named
     # The anomaly stage kept its channel groups where the directory's placement puts them.
-    placed = Placement.parse(record).placed_groups
     groups = _groups_by_shard(tmp_path / "recovery")
-    for group in ("web", "app", "store"):
+    for group in CHANNEL_GROUPS:
         assert {k for k, held_groups in groups.items() if group in held_groups} == {
-            group_shard(group, config.flow.shards, placed)
+            group_shard(group, config.flow.shards, placement.placed_groups)
         }, group
