@@ -4,7 +4,10 @@ Both read the same simulated events from the same embedded broker, in the same
 run, each in a fresh child process (so each has its own peak RSS), at two log
 sizes (``--events`` and a fifth of it): the steady-state rate is the marginal
 rate between the two, so start-up (imports, connecting, building the flow)
-cancels out; CPU time per event is marginal too.
+cancels out; CPU time per event is marginal too. Each measurement runs
+``--repeat`` times (3), interleaved with the others, and the median is used:
+the floor's marginal time is a fraction of a second, the size of start-up's
+spread between runs.
 
 * baseline: the engine's floor for one stateful pass, Bytewax ``KafkaSource`` ->
   ``orjson.loads`` -> key -> ``stateful_map`` counter;
@@ -37,6 +40,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -151,6 +155,9 @@ def main() -> int:
     parser.add_argument("--traffic", choices=["mixed", "inventory"], default="mixed")
     parser.add_argument("--promotions", action="store_true", help="promotion decisions/s and share of flow time")
     parser.add_argument("--state-days", type=int, metavar="DAYS", help="pickled state per customer after DAYS simulated days")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each measurement; the median is reported (the floor's marginal is a fraction "
+                             "of a second, within start-up's spread)")
     parser.add_argument("--processes", type=int, default=1,
                         help="also run the flow as a cluster of this many processes (-i/-a) and compare")
     parser.add_argument("--child", choices=["baseline", "channelflow"], help=argparse.SUPPRESS)
@@ -178,7 +185,7 @@ def main() -> int:
     if args.traffic == "inventory":
         stream = (e for e in stream if e["type"] in STOCK_EVENTS)
     events = list(islice(stream, args.events))
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
     runs = [("baseline", 1), ("channelflow", 1)] + ([("channelflow", args.processes)] if args.processes > 1 else [])
     with EmbeddedBroker() as broker:
         for size in sizes:
@@ -197,20 +204,25 @@ def main() -> int:
                 }
             )
             inputs = [names[k] for k in ("clickstream", "pos", "inventory", "customers")]
-            for kind, processes in runs:
-                result = measure(kind, env, broker.bootstrap, inputs, processes)
-                if result["events"] != size:
-                    raise SystemExit(f"{kind} on {processes} processes saw {result['events']} events, not {size}")
-                results[_run_name(kind, processes), size] = result
+            for _ in range(args.repeat):  # interleaved, so a slow spell of the machine touches every kind
+                for kind, processes in runs:
+                    result = measure(kind, env, broker.bootstrap, inputs, processes)
+                    if result["events"] != size:
+                        raise SystemExit(f"{kind} on {processes} processes saw {result['events']} events, not {size}")
+                    results.setdefault((_run_name(kind, processes), size), []).append(result)
     small, large = sizes[0], sizes[-1]
 
+    def median(kind: str, size: int, field: str) -> float:
+        return statistics.median(r[field] for r in results[kind, size])
+
     def marginal(kind: str, field: str) -> float:
-        return (results[kind, large][field] - results[kind, small][field]) / (large - small)
+        return (median(kind, large, field) - median(kind, small, field)) / (large - small)
 
     base_s, real_s = marginal("baseline", "seconds"), marginal("channelflow", "seconds")
     bytes_per_position, positions = inventory_state_bytes(events, config)
     print(f"{args.traffic} simulated events, {args.partitions} partitions per topic, 1 worker; steady-state rates are "
-          f"marginal between {small:,} and {large:,} events (startup cancels)\n")
+          f"marginal between {small:,} and {large:,} events (startup cancels), from the median of {args.repeat} "
+          "runs at each size\n")
     print("| run | events/s (marginal) | CPU µs per event (marginal) | ratio to baseline | "
           f"events/s at {large:,} (whole run) | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -219,13 +231,17 @@ def main() -> int:
     if args.processes > 1:
         rows.append((_run_name("channelflow", args.processes), f"channelflow flow, {args.processes} processes"))
     for name, label in rows:
-        seconds, whole = marginal(name, "seconds"), results[name, large]
+        seconds = marginal(name, "seconds")
         print(f"| {label} | {1 / seconds:,.0f} | {marginal(name, 'cpu') * 1e6:,.0f} | {base_s / seconds:.3f} | "
-              f"{large / whole['seconds']:,.0f} | {whole['rss_mb']:.0f} |")
+              f"{large / median(name, large, 'seconds'):,.0f} | {max(r['rss_mb'] for r in results[name, large]):.0f} |")
     if args.processes > 1:
         cluster_s = marginal(_run_name("channelflow", args.processes), "seconds")
         print(f"\n{args.processes} processes against 1 (marginal events/s): {real_s / cluster_s:.2f}x "
               f"(CPU summed over the processes; peak RSS of the largest)")
+    print(f"\nwall seconds of each run ({args.repeat} per size; the rates above are from their medians):")
+    for name, _ in rows:
+        runs_text = "; ".join(f"{size:,}: " + ", ".join(f"{r['seconds']:.2f}" for r in results[name, size]) for size in sizes)
+        print(f"- {name}: {runs_text}")
     print(f"\ninventory state: {bytes_per_position:.0f} bytes per SKU-location ({positions} SKU-locations)")
     return 0
 
