@@ -50,6 +50,7 @@ from operators.churn.features import FEATURES, WIDTH
 from operators.churn.model import RECENCY, ChurnModel
 from operators.contract.dead_letter import iso_ms
 from operators.customers.signals import Erase, Example, Retired, Snapshot, TickSnapshots
+from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 from operators.state.tracked import TrackedDict
 from operators.time.shard import DomainShard, take_settings
@@ -60,6 +61,7 @@ TOPIC = "customer_scores"
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ChurnScore:
     """A churn score (0..1) of one customer at event time ``ts``."""

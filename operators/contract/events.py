@@ -27,6 +27,7 @@ from zoneinfo import available_timezones
 
 import orjson
 
+from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 
 __all__ = [
@@ -117,6 +118,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """A valid input event.

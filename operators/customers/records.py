@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from operators.contract.events import Event
+from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 
 #: Messaging channels a customer can consent to; ``till`` is the fourth promotion channel.
@@ -26,6 +27,7 @@ CHANNELS = ("email", "push", "sms")
 LOYALTY_PREFIX = "loyalty:"
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CustomerFacts:
     """A customer's profile as promotions see it.
@@ -58,6 +60,7 @@ class CustomerFacts:
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Activity:
     """The customer's profile right after applying ``event`` (an event resolved to them)."""

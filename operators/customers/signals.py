@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from operators.contract.events import Event
 from operators.customers.profile import CustomerProfile
+from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 
 #: Stream names.
@@ -33,6 +34,7 @@ Snapshots = tuple[array, array]
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """An event of account ``customer_id`` (it may have come in under a linked alias)."""
@@ -70,6 +72,7 @@ class Retired:
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Score ``customer_key`` with these features (and publish the score if it moved)."""
@@ -82,6 +85,7 @@ class Snapshot:
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TickSnapshots:
     """Score these customers at a tick: one book's customers with a purchase, in one item.

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from operators.contract.events import Event
+from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Marker:
     """Input partition ``source`` (``topic:partition``) has delivered events up to ``ts``.
@@ -38,6 +40,7 @@ class Arrival(NamedTuple):
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Progress:
     """Shard ``shard`` of stage ``stage`` has forwarded everything up to ``watermark``.
@@ -55,6 +58,7 @@ class Progress:
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A record a domain stage publishes on its named ``stream``, routed by ``key``.
@@ -75,6 +79,7 @@ class Signal:
 
 
 @pickled_as_call
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Output:
     """A record for an output topic: logical topic name, Kafka key and JSON value.

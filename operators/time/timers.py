@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from operators.records import fast_init
 from operators.state.tracked import TrackedDict
 
 P = TypeVar("P")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Timer(Generic[P]):
     """A due timer: its key, its deadline (epoch ms) and what it was scheduled with."""

@@ -36,6 +36,7 @@ from operators.promotions.inputs import Activity, ChurnScore, CustomerFacts, Sto
 from operators.promotions.policy import Candidate
 from operators.promotions.rules import PromotionSettings, Rule
 from operators.promotions.state import Armed, Customer
+from operators.records import fast_init
 from operators.time.timers import Timer, TimerQueue
 
 __all__ = ["ActivityChange", "Context", "Parser", "Trigger", "human_duration"]
@@ -56,6 +57,7 @@ def human_duration(ms: int) -> str:
     return f"{ms}ms"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ActivityChange:
     """One :class:`Activity` as the domain has just applied it (facts updated, purchase attributed)."""
