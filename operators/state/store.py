@@ -58,6 +58,7 @@ from typing import Any
 
 from operators.state.pickling import collector_paused
 from operators.state.tracked import UNLOADED, TrackedDict
+from operators.state.wal import Checkpointed
 
 #: Generations a superseded entry is kept for (Bytewax may resume from a snapshot this much older).
 RETAIN = 8
@@ -152,13 +153,13 @@ class EntityStore:
         # 64 KiB (set before the file's first table; a store made earlier keeps its own): a
         # segment's blob is a chain of overflow pages, each read on its own, and a restore reads
         # every live segment. The log is checkpointed past WAL_BYTES, as with SQLite's default of
-        # 1,000 small pages, and cut back to that after (else it keeps the size of the largest
-        # snapshot, the first: as large as the store).
+        # 1,000 small pages, but on a thread of its own (operators.state.wal: not inside a
+        # snapshot's commit, which the whole flow waits for), and cut back to that after (else it
+        # keeps the size of the largest snapshot, the first: as large as the store).
         self.db.executescript(f"PRAGMA page_size={PAGE_SIZE}; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                               + _SCHEMA)  # fmt: skip
-        (page,) = self.db.execute("PRAGMA page_size").fetchone()
-        self.db.executescript(f"PRAGMA wal_autocheckpoint={max(1, WAL_BYTES // page)}; "
-                              f"PRAGMA journal_size_limit={WAL_BYTES};")  # fmt: skip
+        self.db.executescript(f"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_BYTES};")
+        self.log = Checkpointed(path, WAL_BYTES)
         meta = dict(self.db.execute("SELECT name, value FROM meta"))
         self.gen: int = meta.get("gen", 0)
         self.safe_from: int = meta.get("safe_from", 0)
@@ -170,6 +171,7 @@ class EntityStore:
         self.last_copied = 0  # of them, current entries copied forward from old segments
 
     def close(self) -> None:
+        self.log.close()
         self.db.close()
 
     def reset(self) -> None:
@@ -219,6 +221,7 @@ class EntityStore:
             self._collect(gen - self.retain)
             self._set_meta(gen=gen, next_map=self.next_map, next_seg=self.next_seg, safe_from=self.safe_from)
             db.execute("COMMIT")
+            self.log.after_commit()
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
