@@ -14,7 +14,6 @@ of one per item.
 from __future__ import annotations
 
 import logging
-import pickle
 import reprlib
 import time
 from collections import Counter
@@ -42,7 +41,15 @@ from operators.state.store import EntityStore
 from operators.time.sequencer import Sequencer
 from operators.time.shard import Domain, DomainShard
 from operators.time.sharding import shard_of
-from operators.time.stream_items import Arrival, Marker, Output, Progress, Signal
+from operators.time.stream_items import (
+    Arrival,
+    Marker,
+    Output,
+    Progress,
+    Signal,
+    pack_items,
+    unpack_items,
+)
 
 log = logging.getLogger("channelflow")
 
@@ -50,9 +57,8 @@ log = logging.getLogger("channelflow")
 class Items(list[Any]):
     """The items of an envelope, pickled fast between processes.
 
-    Events, and the events of arrivals, go as one JSON document (an event's body is decoded
-    JSON, so it round-trips exactly, and ``orjson`` writes and reads it far faster than
-    ``pickle`` walks it object by object); other items are pickled as usual. Bytewax pickles
+    Events, and the events of arrivals, go as one JSON document, other items as one pickle
+    (:func:`~operators.time.stream_items.pack_items`). Bytewax pickles
     an item it sends to another process twice (once to size it, once to write it), so the
     reduction is kept for the second time: an envelope is not changed once it is sent.
     """
@@ -65,44 +71,16 @@ class Items(list[Any]):
             return self._reduced
         except AttributeError:
             pass
-        rows: list[Any] = []
-        others: list[Any] = []
-        for item in self:
-            kind = type(item)
-            if kind is Event:
-                rows.append((item.event_id, item.type, item.topic, item.ts, item.body))
-            elif kind is Arrival:
-                e = item.event
-                rows.append((e.event_id, e.type, e.topic, e.ts, e.body, item.source, item.high))
-            else:
-                rows.append(len(others))
-                others.append(item)
-        try:
-            packed = orjson.dumps(rows, option=_PLAIN_JSON_ONLY)
-        except TypeError:  # not plain JSON (parse never makes such a body): pickled as a list
-            reduced: tuple[Any, ...] = (Items, (list(self),))
-        else:
-            reduced = (_unpack_items, (packed, pickle.dumps(others, pickle.HIGHEST_PROTOCOL) if others else b""))
+        packed = pack_items(self)
+        reduced: tuple[Any, ...] = (Items, (list(self),)) if packed is None else (_unpack_items, packed)
         self._reduced = reduced
         return reduced
 
 
-#: orjson refuses (rather than converts) dataclasses, datetimes and subclasses of JSON types.
-_PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
 def _unpack_items(packed: bytes, pickled: bytes) -> Items:
     """The :class:`Items` that ``Items.__reduce__`` wrote."""
-    others = pickle.loads(pickled) if pickled else []
     items = Items()
-    append = items.append
-    for row in orjson.loads(packed):
-        if type(row) is int:
-            append(others[row])
-        elif len(row) == 5:
-            append(Event(*row))
-        else:
-            append(Arrival(Event(*row[:5]), row[5], row[6]))
+    unpack_items(packed, pickled, into=items)
     return items
 
 

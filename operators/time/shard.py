@@ -38,9 +38,11 @@ from bisect import bisect_left
 from dataclasses import fields, is_dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+import orjson
+
 from operators.contract.events import Event
 from operators.state.tracked import TrackedDict
-from operators.time.stream_items import Progress, Signal
+from operators.time.stream_items import Progress, Signal, pack_items, unpack_items
 from operators.time.timers import Timer, TimerQueue
 from operators.time.watermark import UpstreamWatermark
 
@@ -141,7 +143,7 @@ class DomainShard(Generic[D]):
         # snapshots, each pickled once (chunk number -> latest time in it, pickled items), in a
         # tracked dict, so a snapshot stores the new chunk, not everything held (live, ordered
         # stages hold ``allowed_lateness`` of events). ``_chunked``: the last arrival number in one.
-        self._chunks: TrackedDict[int, tuple[int, bytes]] = TrackedDict()
+        self._chunks: TrackedDict[int, tuple[int, HeldChunk]] = TrackedDict()
         self._chunked = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -152,7 +154,7 @@ class DomainShard(Generic[D]):
         chunks, chunked = self._chunks, self._chunked
         arrived = [entry for entry in held if entry[2] > chunked]
         if arrived:
-            chunks[self._arrivals] = (max(entry[0] for entry in arrived), pickle.dumps(arrived, pickle.HIGHEST_PROTOCOL))
+            chunks[self._arrivals] = (max(entry[0] for entry in arrived), _pack_held(arrived))
         watermark = self.clock.value
         if watermark is not None:  # a chunk whose items are all due by now is read no more
             for number in [number for number, (latest, _) in chunks.items() if latest < watermark]:
@@ -175,7 +177,7 @@ class DomainShard(Generic[D]):
         held = [
             entry
             for _, data in self._chunks.values()
-            for entry in pickle.loads(data)
+            for entry in _unpack_held(data)
             if watermark is None or entry[0] >= watermark
         ]
         held.sort()
@@ -279,3 +281,24 @@ class DomainShard(Generic[D]):
             outputs.extend(domain.on_timer(timers.pop_next(), self))
             deadline = timers.next_deadline()
         return outputs
+
+
+#: A chunk of held items as a snapshot stores it: their order keys as JSON and the items as
+#: :func:`~operators.time.stream_items.pack_items` writes them (or, before, or for an event whose
+#: body is not plain JSON, the held entries pickled).
+HeldChunk = tuple[bytes, bytes, bytes] | bytes
+
+
+def _pack_held(entries: list[tuple[int, Any, int, Any]]) -> HeldChunk:
+    packed = pack_items([entry[3] for entry in entries])
+    if packed is None:
+        return pickle.dumps(entries, pickle.HIGHEST_PROTOCOL)
+    return orjson.dumps([entry[:3] for entry in entries]), *packed
+
+
+def _unpack_held(data: HeldChunk) -> list[tuple[int, Any, int, Any]]:
+    if isinstance(data, bytes):
+        return pickle.loads(data)
+    keys, packed, pickled = data
+    return [(ts, key, number, item)
+            for (ts, key, number), item in zip(orjson.loads(keys), unpack_items(packed, pickled), strict=True)]  # fmt: skip

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import orjson
 
 from operators.contract.events import Event
 from operators.records import fast_init
@@ -94,3 +98,52 @@ class Output:
     key: str
     value: dict[str, Any]
     ts_ms: int | None = field(default=None, compare=False, repr=False)
+
+
+#: orjson refuses (rather than converts) dataclasses, datetimes and subclasses of JSON types.
+_PLAIN_JSON_ONLY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def pack_items(items: Iterable[Any]) -> tuple[bytes, bytes] | None:
+    """Items written fast: their events and arrivals as one JSON document, the other items as one
+    pickle; None when an event's body is not plain JSON (``parse`` never makes such a body).
+
+    An event's body is the decoded JSON of its message, so it round-trips exactly, and ``orjson``
+    writes and reads it many times faster than ``pickle`` walks it object by object.
+
+    >>> items = [Event("e1", "sale", "pos", 5, {"total": 1.5}), Progress(0, 9), Arrival(Event("e2", "search", "clickstream", 6, {}), "pos:0", 6)]
+    >>> unpack_items(*pack_items(items)) == items
+    True
+    """
+    rows: list[Any] = []
+    others: list[Any] = []
+    for item in items:
+        kind = type(item)
+        if kind is Event:
+            rows.append((item.event_id, item.type, item.topic, item.ts, item.body))
+        elif kind is Arrival:
+            e = item.event
+            rows.append((e.event_id, e.type, e.topic, e.ts, e.body, item.source, item.high))
+        else:
+            rows.append(len(others))
+            others.append(item)
+    try:
+        packed = orjson.dumps(rows, option=_PLAIN_JSON_ONLY)
+    except TypeError:
+        return None
+    return packed, pickle.dumps(others, pickle.HIGHEST_PROTOCOL) if others else b""
+
+
+def unpack_items(packed: bytes, pickled: bytes, into: list[Any] | None = None) -> list[Any]:
+    """The items :func:`pack_items` wrote, in order (appended to ``into`` if given)."""
+    others = pickle.loads(pickled) if pickled else []
+    items = [] if into is None else into
+    append = items.append
+    for row in orjson.loads(packed):
+        if type(row) is int:
+            append(others[row])
+        elif len(row) == 5:
+            append(Event(*row))
+        else:
+            append(Arrival(Event(*row[:5]), row[5], row[6]))
+    return items

@@ -14,7 +14,7 @@ from operators.state.store import EntityStore
 from operators.time.dedupe import Deduplicator
 from operators.time.sequencer import Sequencer
 from operators.time.shard import DomainShard
-from operators.time.stream_items import Marker, Output, Progress
+from operators.time.stream_items import Marker, Output, Progress, Signal
 from operators.time.timers import Timer, TimerQueue
 from operators.time.watermark import PartitionWatermark, UpstreamWatermark
 
@@ -424,3 +424,27 @@ def test_a_snapshot_pickles_each_held_item_once_and_keeps_what_the_watermark_has
     restored.on_progress(Progress(0, 3_000))
     applied = restored.domain.applied  # since the start: the domain's state is restored with it
     assert len(applied) == 110 and applied[-6:] == [(2_000 + i, f"b{i}") for i in range(4, 10)]
+
+
+def test_held_events_and_signals_restore_exactly_whatever_their_bodies() -> None:
+    # Events go into a chunk as JSON, other items pickled; an event whose body JSON cannot carry
+    # (here an integer beyond 64 bits) makes its chunk pickled whole.
+    shard = DomainShard(Recorder(), upstreams=1, ordered=True)
+    shard.on_progress(Progress(0, 0))
+    held = [
+        Event("e1", "sale", "pos", 10, {"total": 1.25, "lines": [{"sku": "A", "qty": 2}], "note": "ü"}),
+        Signal("customer_activity", "c1", 10, "e1:activity", {"kind": ("tuple", 1)}),
+        Event("e2", "search", "clickstream", 12, {}),
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        store = EntityStore(Path(folder) / "shard.sqlite3")
+        for item in held:
+            shard.on_event(item)
+        header = store.snapshot(shard)
+        assert isinstance(shard._chunks[3][1], tuple)  # the JSON form
+        shard.on_event(Event("e3", "search", "clickstream", 11, {"big": 2**70}))
+        header = store.snapshot(shard)
+        assert isinstance(shard._chunks[4][1], bytes)  # pickled whole
+        restored = store.restore(header)
+    assert restored._held == sorted(shard._held, key=lambda entry: entry[:3])
+    assert [entry[3] for entry in restored._held] == [held[0], held[1], shard._held[3][3], held[2]]
