@@ -22,6 +22,7 @@ from operators.inventory.ledger import ADD, EVENT_RANK, EXPIRY_RANK, SET, Entry,
 from operators.inventory.routing import choose_location
 from operators.locations import Location
 from operators.state.pickling import pickled_as_call
+from operators.state.tracked import MutableTrackedDict, TrackedDict
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Output, Signal
@@ -276,13 +277,23 @@ class Inventory:
         self.settings = settings
         self.shard = shard
         self.shards = shards
-        self._stock: dict[str, dict[str, Ledger]] = {}
-        self._orders: dict[str, _Order] = {}
+        # What grows with the catalogue and the open orders is tracked, so a snapshot stores the
+        # SKUs and orders that changed since the last one, not all of them.
+        self._stock: MutableTrackedDict[str, dict[str, Ledger]] = MutableTrackedDict()
+        self._orders: MutableTrackedDict[str, _Order] = MutableTrackedDict()
         self._unsettled: set[tuple[str, str]] = set()
         self._level_counts: dict[str, list[int]] = {}  # location -> [stock_outs, low_stock]
         self._open_reservations: Counter[str] = Counter()
-        self._network: Counter[str] = Counter()  # sku -> sum of positive availability
+        self._network: TrackedDict[str, int] = TrackedDict()  # sku -> sum of positive availability
         self.counters: Counter[str] = Counter()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restored; state written before the stock, orders and network totals were tracked
+        holds plain dicts (each is then stored whole at the next snapshot)."""
+        for name, cls in (("_stock", MutableTrackedDict), ("_orders", MutableTrackedDict), ("_network", TrackedDict)):
+            if not isinstance(state.get(name), TrackedDict):
+                state[name] = cls(state.get(name, {}))
+        self.__dict__.update(state)
 
     def reconfigure(self, fresh: Inventory) -> tuple[str, ...]:
         """Restored from a snapshot: take today's ``[inventory]`` and ``[[locations]]`` (``fresh``'s
@@ -296,7 +307,7 @@ class Inventory:
         network: Counter[str] = Counter()
         for sku, _location, position in self.positions():
             network[sku] += max(0, position.available)
-        self._network = network
+        self._network = TrackedDict(network.items())
         return ()
 
     # -- queries
@@ -314,7 +325,7 @@ class Inventory:
 
     def network_available(self, sku: str) -> int:
         """Sum of the positive availability of ``sku`` over all locations (kept up to date)."""
-        return self._network[sku]
+        return self._network.get(sku, 0)
 
     def _outs_and_lows(self, location_id: str) -> tuple[int, int]:
         outs, lows = self._level_counts.get(location_id, (0, 0))
@@ -619,13 +630,13 @@ class Inventory:
     def _finish(self, change: _Change) -> list[Output | Signal]:
         """Stock records for the SKU-locations that changed, then their alerts."""
         outputs: list[Output | Signal] = list(change.outputs)
-        network_before = {sku: self._network[sku] for sku, _ in change.before} if self.settings.stock_signals else {}
+        network_before = {sku: self._network.get(sku, 0) for sku, _ in change.before} if self.settings.stock_signals else {}
         for (sku, location_id), before in change.before.items():
             ledger = self._stock[sku][location_id]
             position = self._position(sku, location_id, ledger)
             safety = self.settings.safety_stock(sku, location_id)
-            self._network[sku] += max(0, position.available) - max(0, before[0] - before[1] - safety)
-            network = self._network[sku]
+            network = self._network[sku] = (self._network.get(sku, 0) + max(0, position.available)
+                                            - max(0, before[0] - before[1] - safety))
             state = {"sku": sku, "location_id": location_id, "on_hand": position.on_hand,
                      "reserved": position.reserved, "available": position.available,
                      "network_available": network, "ts": change.iso_ts,
@@ -644,7 +655,7 @@ class Inventory:
                 ledger.level = level
         if self.settings.stock_signals:
             for sku, before_net in network_before.items():
-                after = self._network[sku]
+                after = self._network.get(sku, 0)
                 if self._level(before_net) != self._level(after):
                     crossing = StockLevel(sku, change.ts, after, change.cause_event_id)
                     order = f"{change.cause_event_id}:stock:{sku}"

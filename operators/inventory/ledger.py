@@ -144,3 +144,9 @@ class Ledger:
 
     def __setstate__(self, state: tuple[int, int, Key | None, int | None, list[Entry] | None, int]) -> None:
         (self.base_on_hand, self.base_reserved, self.count_key, self.last_ts, self.pending, self.level) = state
+
+    def __eq__(self, other: object) -> bool:
+        """Same base, entries and level (a restored ledger equals the one snapshotted)."""
+        return isinstance(other, Ledger) and self.__getstate__() == other.__getstate__()
+
+    __hash__ = None  # type: ignore[assignment]  # changed in place: not a key

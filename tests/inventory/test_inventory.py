@@ -706,3 +706,33 @@ def test_an_expiry_moves_an_earlier_arrived_later_release_back_for_routing() -> 
     out = harness.advance(1_501)
     assert [v["order_id"] for v in records(out, "expiry")] == ["o1"]
     assert routed(out) == [("A", "S1", True)]
+
+
+def test_a_snapshot_stores_the_skus_that_changed_and_state_written_before_restores(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from operators.state.store import EntityStore
+
+    shard = DomainShard(Inventory(SETTINGS), upstreams=1)
+    for n in range(300):
+        shard.on_event(Event(f"r{n}", "stock_received", "inventory", 1_000 + n,
+                             {"location_id": "S1", "sku": f"SKU{n}", "qty": 5}))  # fmt: skip
+    shard.on_progress(Progress(0, 4_000))  # the receipts settle
+    store = EntityStore(Path(tmp_path) / "inventory.sqlite3")
+    store.snapshot(shard)
+    shard.on_event(Event("s1", "sale", "pos", 5_000, {"store_id": "S1", "receipt_id": "r1",
+                                                      "lines": [{"sku": "SKU7", "qty": 1, "unit_price": 2.0}],
+                                                      "total": 2.0}))  # fmt: skip
+    header = store.snapshot(shard)
+    assert 1 <= store.last_written <= 3  # SKU7's ledgers and its network total, not 300 SKUs
+    assert len(header) < 4_000  # nor are the others in the header
+    restored = store.restore(header)
+    assert list(restored.domain.positions()) == list(shard.domain.positions())
+    assert restored.domain.network_available("SKU7") == shard.domain.network_available("SKU7") > 0
+    # Written before: plain dicts in the pickled domain.
+    old = pickle.loads(pickle.dumps(shard.domain))
+    old.__dict__.update(_stock={k: dict(v) for k, v in old._stock.items()}, _orders=dict(old._orders),
+                        _network=dict(old._network))  # fmt: skip
+    again = pickle.loads(pickle.dumps(old))
+    assert type(again._stock).__name__ == "MutableTrackedDict" and list(again.positions()) == list(old.positions())
+    assert again.network_available("SKU7") == shard.domain.network_available("SKU7")
