@@ -111,6 +111,8 @@ def main() -> int:
                              f"{PRODUCE_LINGER_MS}; each produce request is lasting broker work)")
     parser.add_argument("--reader-wait-ms", type=int, default=10,
                         help="the output reader's fetch.wait.max.ms (each fetch is broker work)")
+    parser.add_argument("--dump", type=Path, metavar="FILE",
+                        help="also write every record read as a JSON line: topic, read at, produced at, ts (ms)")
     args = parser.parse_args()
 
     config = load_config()
@@ -202,6 +204,8 @@ def main() -> int:
         under = ", ".join(f"{share:.1%} ≤ {bound:g} s" for bound, share in shares.items() if 0.05 <= bound <= 2.5)
         print(f"flow's own histogram, whole run: {what}: {under}")
     start, end = first_ms + int(args.warmup * 1000), first_ms + int((args.seconds - tail_s) * 1000)
+    if args.dump:
+        args.dump.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in arrivals))
     for column, what in ((1, f"read by a consumer (fetch.wait.max.ms {args.reader_wait_ms})"),
                          (2, "produced by the flow (the record's Kafka timestamp)")):  # fmt: skip
         print(f"\nLatency to the record {what}, minus its ts:\n")
