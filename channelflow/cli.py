@@ -103,16 +103,23 @@ def _parser() -> argparse.ArgumentParser:
 def _create_topics(config: Config) -> None:
     from channelflow.kafka_io import create_topics
 
-    create_topics(config.kafka.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
+    create_topics(
+        config.kafka.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions, client=config.kafka.client
+    )
 
 
-def _default_to_configured_kafka(args: argparse.Namespace) -> None:
-    """``simulate`` and ``replay`` produce to the configured brokers and topic names unless told otherwise."""
-    if args.command not in ("simulate", "replay") or args.brokers:
-        return
-    if args.command == "simulate" and args.output is not None:
+def _configured_kafka(args: argparse.Namespace) -> None:
+    """A tool that produces to Kafka (``simulate``, ``replay``, ``import-uci``) opens its clients
+    with the config's ``[kafka.client]`` properties (``args.kafka_client``); ``simulate`` and
+    ``replay`` produce to the configured brokers and topic names unless told otherwise."""
+    args.kafka_client = {}
+    defaults = args.command in ("simulate", "replay") and not (args.command == "simulate" and args.output is not None)
+    if not (getattr(args, "brokers", None) or defaults):
         return  # JSON lines were asked for
     config = load_config(args.config)
+    args.kafka_client = dict(config.kafka.client)
+    if args.brokers:
+        return
     args.brokers = config.kafka.bootstrap
     if not args.topic:
         names = {k: config.kafka.topics[k] for k in INPUT_TOPIC_KEYS}
@@ -141,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"channelflow: {args.tool_error}", file=sys.stderr)
             return 2
         if getattr(args, "tool_module", None):
-            _default_to_configured_kafka(args)
+            _configured_kafka(args)
             return int(importlib.import_module(args.tool_module).main(args))
         if args.command == "check-config":
             return _check_config(args)

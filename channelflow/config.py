@@ -84,22 +84,34 @@ ENV_PREFIX = "CHANNELFLOW_"
 
 
 
-#: Consumer properties the flow sets itself: offsets live in the recovery state, the source
-#: marks where a partition is caught up from librdkafka's partition EOF, and librdkafka logs
-#: through the shell's logger.
-RESERVED_CONSUMER_PROPERTIES = (
-    "bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof",
-    "auto.offset.reset", "logger",
-)  # fmt: skip
+#: librdkafka properties channelflow sets itself, per kind of client. The consumers: offsets
+#: live in the recovery state, the source marks where a partition is caught up from
+#: librdkafka's partition EOF. The producer: its largest message follows ``ingest.max_output_bytes``.
+#: Every client: the brokers come from ``kafka.brokers`` and librdkafka logs through the shell's logger.
+RESERVED_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "consumer": (
+        "bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof",
+        "auto.offset.reset", "logger",
+    ),
+    "producer": ("bootstrap.servers", "message.max.bytes", "logger"),
+}  # fmt: skip
+RESERVED_PROPERTIES["client"] = tuple(dict.fromkeys(RESERVED_PROPERTIES["consumer"] + RESERVED_PROPERTIES["producer"]))
+
+#: The tables of ``[kafka]`` that hold librdkafka properties, and the clients each reaches.
+CLIENT_TABLES = ("client", "consumer", "producer")
 
 
-def parse_consumer_properties(key: str, value: Any) -> dict[str, str | int | float | bool]:
-    """librdkafka properties for the flow's input consumers, checked by librdkafka itself.
+def parse_client_properties(key: str, value: Any, kind: str) -> dict[str, str | int | float | bool]:
+    """librdkafka properties for one kind of client, checked by librdkafka itself.
 
-    Nested tables read as dotted names, so ``fetch.wait.max.ms = 100`` (a TOML dotted key)
-    and ``CHANNELFLOW_KAFKA__CONSUMER__FETCH__WAIT__MAX__MS=100`` both name
-    ``fetch.wait.max.ms``. An unknown property, a bad value, a producer-only property or one
-    the flow sets itself is a :class:`ConfigError` naming the key.
+    ``kind`` is ``"consumer"`` (the flow's input consumers), ``"producer"`` (its output
+    producer) or ``"client"`` (every client channelflow opens: consumers, producers and admin
+    clients; security settings such as ``security.protocol``, ``sasl.*`` and ``ssl.*`` belong
+    here). Nested tables read as dotted names, so ``fetch.wait.max.ms = 100`` (a TOML dotted
+    key) and ``CHANNELFLOW_KAFKA__CONSUMER__FETCH__WAIT__MAX__MS=100`` both name
+    ``fetch.wait.max.ms``. An unknown property, a bad value, a property the client would
+    ignore (a producer's in ``[kafka.consumer]``, either's in ``[kafka.client]``) or one
+    channelflow sets itself is a :class:`ConfigError` naming the key.
     """
     flat: dict[str, str | int | float | bool] = {}
 
@@ -115,29 +127,39 @@ def parse_consumer_properties(key: str, value: Any) -> dict[str, str | int | flo
 
     walk("", parse_table(key, value))
     for name in flat:
-        if name in RESERVED_CONSUMER_PROPERTIES:
+        if name in RESERVED_PROPERTIES[kind]:
             raise ConfigError(f"{key}.{name}: set by channelflow itself, not configurable")
-    problem = _consumer_refuses(flat)
+    kinds = ("consumer", "producer") if kind == "client" else (kind,)
+
+    def refused(properties: Mapping[str, Any]) -> str | None:
+        return next((p for p in (_client_refuses(k, properties) for k in kinds) if p), None)
+
+    problem = refused(flat)
     if problem:
         # Name the property librdkafka names, else the first refused on its own (some are
         # refused only alone: security.protocol without its sasl.mechanism).
         named = next((name for name in flat if f'"{name}"' in problem or f" {name} " in problem), None)
-        named = named or next((name for name in flat if _consumer_refuses({name: flat[name]})), None)
+        named = named or next((name for name in flat if refused({name: flat[name]})), None)
         raise ConfigError(f"{key}.{named}: {problem}" if named else f"{key}: {problem}")
     return flat
 
 
-def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
-    """What librdkafka says against a consumer with ``properties`` (None: nothing). Building
-    one connects to nothing: no ``bootstrap.servers`` is given."""
-    from confluent_kafka import Consumer, KafkaError, KafkaException  # only when the table is set
+def _client_refuses(kind: str, properties: Mapping[str, Any]) -> str | None:
+    """What librdkafka says against a ``kind`` client (``consumer`` or ``producer``) with
+    ``properties`` (None: nothing). Building one connects to nothing: no ``bootstrap.servers``
+    is given."""
+    # Imported only when a table is set.
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
     logger = logging.getLogger("channelflow.config.librdkafka")
     logger.propagate = False
     handler = BufferingHandler(capacity=10_000)  # keeps what librdkafka logs while it is built
     logger.addHandler(handler)
     try:
-        Consumer({"group.id": "channelflow-config-check", **properties, "logger": logger}).close()
+        if kind == "consumer":
+            Consumer({"group.id": "channelflow-config-check", **properties, "logger": logger}).close()
+        else:
+            Producer({**properties, "logger": logger}).flush(0)
     except KafkaException as exc:
         error = exc.args[0] if exc.args else exc
         return (error.str() if isinstance(error, KafkaError) else str(error)).strip()
@@ -146,12 +168,17 @@ def _consumer_refuses(properties: Mapping[str, Any]) -> str | None:
     warnings = [record.getMessage() for record in handler.buffer if record.levelno >= logging.WARNING]
     # e.g. "Configuration property linger.ms is a producer property and will be ignored by this consumer instance"
     conf = [text.split("]: ", 1)[-1] for text in warnings if "CONFWARN" in text or "onfiguration" in text]
+    conf = [text for text in conf if "bootstrap.servers" not in text]  # none is given on purpose
     return conf[0].strip() if conf else None
 
 
 def _kafka(raw: dict[str, Any]) -> KafkaConfig:
     raw = dict(raw)
-    consumer = parse_consumer_properties("kafka.consumer", raw.pop("consumer")) if "consumer" in raw else {}
+    clients = {
+        table: parse_client_properties(f"kafka.{table}", raw.pop(table), table)
+        for table in CLIENT_TABLES
+        if table in raw
+    }
     values = take(
         raw,
         "kafka",
@@ -169,7 +196,7 @@ def _kafka(raw: dict[str, Any]) -> KafkaConfig:
         if names.count(name) > 1:
             raise ConfigError(f"kafka.topics.{key}: topic {name!r} is used twice")
     values["topics"] = topics
-    return KafkaConfig(**values, consumer=consumer)
+    return KafkaConfig(**values, **clients)
 
 
 def _locations(raw: Any) -> tuple[Location, ...]:

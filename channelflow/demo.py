@@ -123,6 +123,11 @@ def run_demo(config: Config, args: argparse.Namespace) -> int:
     The children run in sessions of their own, so a Ctrl-C reaches only this
     process, which stops them in order: the simulator, the flow, then the broker.
     """
+    if config.kafka.client:
+        # They are for the configured cluster; the flow and simulator would take them to the broker here.
+        names = ", ".join(f"kafka.client.{name}" for name in config.kafka.client)
+        print(f"channelflow demo: the embedded broker takes no client settings; remove {names}", file=sys.stderr)
+        return 2
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _raise_stop)
     python = sys.executable

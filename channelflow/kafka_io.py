@@ -17,13 +17,24 @@ Record = tuple[str, bytes | None, bytes]
 """A message to produce: (Kafka topic name, key, value)."""
 
 
-def _admin(brokers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": brokers, **kafka_client_config()})
+Properties = Mapping[str, Any]
+"""librdkafka properties every client gets, e.g. a secured cluster's ``security.protocol``,
+``sasl.*`` and ``ssl.*`` (the config's ``[kafka.client]``)."""
 
 
-def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 30.0) -> None:
+def _settings(brokers: str, client: Properties | None) -> dict[str, Any]:
+    return {"bootstrap.servers": brokers, **kafka_client_config(), **(client or {})}
+
+
+def _admin(brokers: str, client: Properties | None) -> AdminClient:
+    return AdminClient(_settings(brokers, client))
+
+
+def create_topics(
+    brokers: str, names: Iterable[str], partitions: int = 1, timeout: float = 30.0, *, client: Properties | None = None
+) -> None:
     """Create the topics that do not exist yet; wait until the broker knows them."""
-    admin = _admin(brokers)
+    admin = _admin(brokers, client)
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [n for n in dict.fromkeys(names) if n not in existing]
     if wanted:
@@ -41,15 +52,19 @@ def create_topics(brokers: str, names: Iterable[str], partitions: int = 1, timeo
         time.sleep(0.05)
 
 
-def missing_topics(brokers: str, names: Iterable[str], timeout: float = 30.0) -> list[str]:
+def missing_topics(
+    brokers: str, names: Iterable[str], timeout: float = 30.0, *, client: Properties | None = None
+) -> list[str]:
     """The topics of ``names`` the broker does not have."""
-    existing = _admin(brokers).list_topics(timeout=timeout).topics
+    existing = _admin(brokers, client).list_topics(timeout=timeout).topics
     return [name for name in dict.fromkeys(names) if name not in existing]
 
 
-def count_partitions(brokers: str, topics: Iterable[str], timeout: float = 30.0) -> int:
+def count_partitions(
+    brokers: str, topics: Iterable[str], timeout: float = 30.0, *, client: Properties | None = None
+) -> int:
     """Total partitions of ``topics``; ValueError naming a topic the broker does not have."""
-    metadata = _admin(brokers).list_topics(timeout=timeout)
+    metadata = _admin(brokers, client).list_topics(timeout=timeout)
     total = 0
     for topic in topics:
         meta = metadata.topics.get(topic)
@@ -88,6 +103,7 @@ def produce(
     rate: float | None = None,
     linger_ms: int = PRODUCE_LINGER_MS,
     message_max_bytes: int = 1_000_000,
+    client: Properties | None = None,
 ) -> int:
     """Produce ``records``, at most ``rate`` per second if given; return the count.
 
@@ -99,12 +115,11 @@ def produce(
     """
     producer = Producer(
         {
-            "bootstrap.servers": brokers,
             "linger.ms": linger_ms,
             "message.max.bytes": message_max_bytes,
             "queue.buffering.max.messages": 500_000,
             "enable.idempotence": False,
-            **kafka_client_config(),
+            **_settings(brokers, client),
         }
     )
     failures: list[str] = []
@@ -156,6 +171,7 @@ def consume_all(
     timeout: float = 30.0,
     idle: float = 2.0,
     first_wait: float = 5.0,
+    client: Properties | None = None,
 ) -> list[tuple[bytes | None, bytes]]:
     """Read a topic from the beginning: (key, value) pairs, in partition order.
 
@@ -167,10 +183,9 @@ def consume_all(
     """
     consumer = Consumer(
         {
-            "bootstrap.servers": brokers,
             "group.id": f"channelflow-reader-{time.monotonic_ns()}",
             "enable.auto.commit": False,
-            **kafka_client_config(),
+            **_settings(brokers, client),
         }
     )
     try:

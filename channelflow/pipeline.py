@@ -35,7 +35,7 @@ def make_flow(
     placed = placement(config.flow.recovery_dir)
     if domains is None:
         domains = domain_specs(config, load_promotions() if promotions is None else promotions, placed)
-    partitions = count_partitions(config.kafka.bootstrap, list(config.kafka.input_topics))
+    partitions = count_partitions(config.kafka.bootstrap, list(config.kafka.input_topics), client=config.kafka.client)
     return build_flow(
         config,
         domains,
@@ -63,7 +63,7 @@ def dry_run(config: Config) -> str:
     from channelflow.kafka_io import missing_topics
     from flows.domain_spec import upstreams
 
-    missing = missing_topics(config.kafka.bootstrap, config.kafka.topics.values())
+    missing = missing_topics(config.kafka.bootstrap, config.kafka.topics.values(), client=config.kafka.client)
     if missing:
         raise ValueError(f"topics missing on {config.kafka.bootstrap}: {', '.join(missing)} (channelflow topics creates them)")
     specs = domain_specs(config, load_promotions(), placement(config.flow.recovery_dir))  # as make_flow's own

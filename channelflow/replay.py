@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from channelflow.kafka_io import Record, create_topics, event_record, produce
+from channelflow.kafka_io import Properties, Record, create_topics, event_record, produce
 from channelflow.progress import on_terminal, progress
 from operators.contract.events import INPUT_TOPICS, TOPIC_OF_TYPE
 
@@ -141,20 +141,22 @@ def replay(
     limit: int | None = None,
     raw_topic: str | None = None,
     create: bool = False,
+    client: Properties | None = None,
 ) -> int:
     """Produce the lines of ``paths`` in order (at most ``limit``, ``rate`` per second); return the count.
 
     Without ``raw_topic`` every file is checked first, so a bad line fails the
     replay before anything is sent. ``create`` creates the target topics first.
+    ``client`` adds librdkafka properties (a secured cluster's: ``[kafka.client]``).
     """
     if raw_topic is None:
         _check_no_bad_lines(paths, limit)
     if create:
         wanted = [*{**IDENTITY_TOPICS, **topic_names}.values(), *([raw_topic] if raw_topic else [])]
-        create_topics(brokers, wanted)
+        create_topics(brokers, wanted, client=client)
     total = _count_lines(paths, limit) if on_terminal() else None
     items = progress(islice(_items(paths), limit), total=total, desc="replay")
-    return produce(brokers, records(items, topic_names, raw_topic), rate=rate)
+    return produce(brokers, records(items, topic_names, raw_topic), rate=rate, client=client)
 
 
 def _count_lines(paths: Sequence[str | Path], limit: int | None) -> int:
@@ -222,6 +224,7 @@ def main(args: argparse.Namespace) -> int:
             limit=args.limit,
             raw_topic=args.raw_topic,
             create=args.create_topics,
+            client=getattr(args, "kafka_client", None),
         )
     except (ReplayError, ValueError, OSError, RuntimeError) as exc:
         print(f"channelflow replay: {exc}", file=sys.stderr)

@@ -497,9 +497,10 @@ def _send(events: Iterable[dict[str, Any]], args: argparse.Namespace) -> int | N
             pass
         return None
     names = {**IDENTITY_TOPICS, **parse_topic_names(args.topic)}
+    client = getattr(args, "kafka_client", None)
     if args.create_topics:
-        create_topics(args.brokers, names.values())
-    return produce(args.brokers, event_records(events, names), rate=args.rate)
+        create_topics(args.brokers, names.values(), client=client)
+    return produce(args.brokers, event_records(events, names), rate=args.rate, client=client)
 
 
 def run(args: argparse.Namespace) -> tuple[UciTotals, list[CsvRow], int | None]:

@@ -37,8 +37,12 @@ class KafkaConfig:
     topic_partitions: int
     starting_offset: str
     batch_size: int
-    #: librdkafka properties for the input consumers, over the flow's own (``[kafka.consumer]``).
+    #: librdkafka properties for every client: consumers, producers, admin (``[kafka.client]``).
+    client: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    #: librdkafka properties for the input consumers, over ``client`` (``[kafka.consumer]``).
     consumer: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    #: librdkafka properties for the output producer, over ``client`` (``[kafka.producer]``).
+    producer: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:

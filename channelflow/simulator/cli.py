@@ -86,8 +86,9 @@ def _to_kafka(args: argparse.Namespace, events: Iterator[dict[str, Any]]) -> int
     from channelflow.kafka_io import create_topics, event_records, produce
 
     topic_names = {name: name for name in INPUT_TOPICS} | dict(args.topic)
-    create_topics(args.brokers, topic_names.values(), partitions=args.partitions)
-    return produce(args.brokers, event_records(events, topic_names), rate=args.rate)
+    client = getattr(args, "kafka_client", None)
+    create_topics(args.brokers, topic_names.values(), partitions=args.partitions, client=client)
+    return produce(args.brokers, event_records(events, topic_names), rate=args.rate, client=client)
 
 
 def _to_lines(args: argparse.Namespace, events: Iterator[dict[str, Any]]) -> int:

@@ -131,6 +131,8 @@ def test_config_path_comes_from_argument_then_env(tmp_path: Path) -> None:
         ("CURRENCY__CODE", "EUR", lambda c: c.currency, "EUR"),
         ("INVENTORY__SAFETY_STOCK__STORE", "3", lambda c: c.inventory.safety_stock["store"], 3),
         ("KAFKA__CONSUMER__FETCH__WAIT__MAX__MS", "50", lambda c: c.kafka.consumer, {"fetch.wait.max.ms": 50}),
+        ("KAFKA__CLIENT__SASL__PASSWORD", "s3cret", lambda c: c.kafka.client, {"sasl.password": "s3cret"}),
+        ("KAFKA__PRODUCER__LINGER__MS", "20", lambda c: c.kafka.producer, {"linger.ms": 20}),
         (
             "INVENTORY__SAFETY_STOCK_OVERRIDES",
             '[{sku = "SKU-1", location_id = "S001", units = 7}]',
@@ -238,7 +240,7 @@ BAD_DOCS: list[tuple[str, Callable[[Doc], None], str]] = [
 ]
 
 
-# -- [kafka.consumer]: librdkafka properties for the input consumers ----------------------
+# -- [kafka.client], [kafka.consumer], [kafka.producer]: librdkafka properties ---------------
 
 
 def test_consumer_properties_are_optional_and_read_as_dotted_names(doc: Doc) -> None:
@@ -256,6 +258,43 @@ def test_consumer_properties_from_a_file(tmp_path: Path) -> None:
     )
     (tmp_path / "c.toml").write_text(text, encoding="utf-8")
     assert load_config(tmp_path / "c.toml", environ={}).kafka.consumer["fetch.wait.max.ms"] == 20
+
+
+def test_client_and_producer_properties_are_optional_and_read_as_dotted_names(doc: Doc) -> None:
+    for table in ("client", "producer"):
+        doc["kafka"].pop(table, None)
+    config = from_mapping(copy.deepcopy(doc))
+    assert config.kafka.client == {} and config.kafka.producer == {}
+    doc["kafka"]["client"] = {"security": {"protocol": "SASL_SSL"}, "sasl.mechanism": "SCRAM-SHA-512",
+                              "sasl": {"username": "cf", "password": "p"}, "client.id": "channelflow"}  # fmt: skip
+    doc["kafka"]["producer"] = {"compression.type": "zstd", "linger": {"ms": 20}}
+    config = from_mapping(doc)
+    assert config.kafka.client == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+                                   "sasl.username": "cf", "sasl.password": "p", "client.id": "channelflow"}  # fmt: skip
+    assert config.kafka.producer == {"compression.type": "zstd", "linger.ms": 20}
+
+
+@pytest.mark.parametrize(
+    ("table", "properties", "named"),
+    [
+        ("client", {"fetch.wait.max.ms": 50}, "kafka.client.fetch.wait.max.ms: "),  # a consumer's: a producer ignores it
+        ("client", {"linger.ms": 5}, "kafka.client.linger.ms: "),  # a producer's: a consumer ignores it
+        ("client", {"group.id": "mine"}, "kafka.client.group.id: set by channelflow itself"),
+        ("client", {"message.max.bytes": 10}, "kafka.client.message.max.bytes: set by channelflow itself"),
+        ("client", {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}, "kafka.client.security.protocol: "),
+        ("client", {"sasl.mechanism": "MAGIC"}, "kafka.client.sasl.mechanism: "),
+        ("producer", {"fetch.wait.max.ms": 50}, "kafka.producer.fetch.wait.max.ms: "),
+        ("producer", {"compression.type": "rar"}, "kafka.producer.compression.type: Invalid value"),
+        ("producer", {"message.max.bytes": 10}, "kafka.producer.message.max.bytes: set by channelflow itself"),
+        ("producer", {"bootstrap.servers": "a:1"}, "kafka.producer.bootstrap.servers: set by channelflow itself"),
+        ("producer", [1], "kafka.producer: expected a table"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_a_bad_client_or_producer_property_names_its_key(doc: Doc, table: str, properties: Any, named: str) -> None:
+    doc["kafka"][table] = properties
+    message = config_error(lambda: from_mapping(doc))
+    assert message.startswith(named), message
 
 
 @pytest.mark.parametrize(
@@ -316,6 +355,7 @@ def test_duplicate_topic_names_name_the_topic(doc: Doc) -> None:
         ("INVENTORY__SAFETY_STOCK_OVERRIDES", '[{sku = "A", location_id = "X9", units = 1}]', "inventory.safety_stock_overrides[0].location_id:"),
         ("KAFKA__CONSUMER__FETCH__WAIT__MAX__MS", "soon", "kafka.consumer.fetch.wait.max.ms: Invalid value"),
         ("KAFKA__CONSUMER__GROUP__ID", "mine", "kafka.consumer.group.id: set by channelflow itself"),
+        ("KAFKA__CLIENT__ISOLATION__LEVEL", "read_uncommitted", "kafka.client.isolation.level: "),
     ],
     ids=lambda v: v[:40],
 )
