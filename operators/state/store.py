@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS segments (
     copied INTEGER, data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS segments_by_map ON segments (map, copied);
+CREATE TABLE IF NOT EXISTS copies (seg INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (map INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -110,11 +111,48 @@ def header_store(header_bytes: bytes) -> str:
 
 @dataclass(slots=True)
 class _Segments:
-    """What the store knows of one dict: where each current key's entry is, its live segments."""
+    """What the store knows of one dict: where each current key's entry is, its live segments.
+
+    A segment's deletions are read by a restore only while the entries they delete are in live
+    segments (older ones); they are not entries, and are not counted as superseded: a dict whose
+    keys come and go (held items' chunks, timers) would otherwise look a quarter superseded at
+    every snapshot and have its current entries copied forward each time.
+    """
 
     where: dict[Any, int] = field(default_factory=dict)  # key -> segment << _SEQ_BITS | position
     live: deque[tuple[int, int]] = field(default_factory=deque)  # (segment, entries), oldest first
     stored: int = 0  # entries in the live segments
+    current: dict[int, int] = field(default_factory=dict)  # live segment -> its current entries
+    deleters: dict[int, list[int]] = field(default_factory=dict)  # live segment -> segments deleting its entries
+    needed: dict[int, int] = field(default_factory=dict)  # live segment -> its deletions a restore needs
+    maybe_dead: bool = False  # a segment may have nothing a restore needs (see _drop_dead)
+
+    def supersede(self, at: int) -> None:
+        """The entry at ``at`` (a value of ``where``) is current no more."""
+        seg = at >> _SEQ_BITS
+        left = self.current.get(seg)
+        if left is not None:  # else its segment is being copied forward: counted no more
+            self.current[seg] = left - 1
+            self.maybe_dead = self.maybe_dead or left == 1
+
+    def deletes(self, holder: int, seg: int) -> None:
+        """Segment ``holder`` deletes an entry of segment ``seg``: needed while ``seg`` is live."""
+        if seg in self.current:
+            self.deleters.setdefault(seg, []).append(holder)
+            self.needed[holder] = self.needed.get(holder, 0) + 1
+
+    def drop(self, seg: int) -> int:
+        """Segment ``seg`` is read no more: the current entries it had (to copy forward)."""
+        for holder in self.deleters.pop(seg, ()):
+            left = self.needed[holder] - 1
+            self.needed[holder] = left
+            self.maybe_dead = self.maybe_dead or left == 0
+        self.needed.pop(seg, None)
+        return self.current.pop(seg, 0)
+
+    def dead(self, seg: int) -> bool:
+        """Whether a restore would read segment ``seg`` for nothing: no current entry, no deletion it needs."""
+        return self.current.get(seg) == 0 and not self.needed.get(seg)
 
     def superseded(self) -> int:
         return self.stored - len(self.where)
@@ -135,6 +173,7 @@ class _Write:
     seqs: list[int] = field(default_factory=list)
     values: list[Any] = field(default_factory=list)
     deleted: list[Any] = field(default_factory=list)
+    deleted_from: list[int] = field(default_factory=list)  # the segment of each deleted key's entry
     whole: bool = False  # every entry: what the store held of the dict before is superseded
 
 
@@ -160,6 +199,12 @@ class EntityStore:
                               + _SCHEMA)  # fmt: skip
         self.db.executescript(f"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_BYTES};")
         self.log = Checkpointed(path, WAL_BYTES)
+        # A segment read no more as of a generation is a row of ``copies``, not a column of its own
+        # row: SQLite rewrites a whole row to change one column, and a segment can be a large blob.
+        # A store written before keeps that generation in ``segments.copied``: moved here once.
+        if self.db.execute("SELECT 1 FROM segments WHERE copied IS NOT NULL LIMIT 1").fetchone():
+            self.db.executescript("BEGIN; INSERT OR IGNORE INTO copies SELECT seg, copied FROM segments "
+                                  "WHERE copied IS NOT NULL; UPDATE segments SET copied = NULL; COMMIT;")  # fmt: skip
         meta = dict(self.db.execute("SELECT name, value FROM meta"))
         self.gen: int = meta.get("gen", 0)
         self.safe_from: int = meta.get("safe_from", 0)
@@ -201,10 +246,12 @@ class EntityStore:
             db.execute("BEGIN")
             for map_id, write in writes.items():
                 if write.whole:  # what was stored of it before is read no more
-                    db.execute("UPDATE segments SET copied = ? WHERE map = ? AND copied IS NULL", (gen, map_id))
+                    db.execute("INSERT OR IGNORE INTO copies SELECT seg, ? FROM segments WHERE map = ?", (gen, map_id))
             # Copying forward reads at most twice what this snapshot wrote of its own (or a
             # segment), over all the shard's dicts, the most superseded first: a snapshot costs
             # about what it writes even when every dict needs copying at once.
+            for map_id in writes:
+                self._drop_dead(map_id, gen)
             budget = max(2 * sum(len(write.keys) + len(write.deleted) for write in writes.values()), self.segment)
             for map_id in sorted(writes, key=lambda m: self.maps[m].superseded_share(), reverse=True):
                 if budget <= 0 or not self.maps[map_id].to_copy():
@@ -262,8 +309,10 @@ class EntityStore:
                 keys.append(key)
                 seqs.append(where[key] & _SEQ_MASK)
             elif key in where:  # deleted (not one inserted and deleted since the last snapshot)
+                at = where.pop(key)
                 write.deleted.append(key)
-                del where[key]
+                write.deleted_from.append(at >> _SEQ_BITS)
+                segments.supersede(at)
         values.extend(tracked.stored_values(keys))
         return write
 
@@ -277,9 +326,12 @@ class EntityStore:
         in_write = set(write.keys)  # written anew already: its entry in an old segment is stale
         copied = read = 0
         while live and segments.to_copy() and read < budget:
-            seg, size = live.popleft()
-            segments.stored -= size
-            read += size
+            seg, entries = live.popleft()
+            segments.stored -= entries
+            self.db.execute("INSERT INTO copies VALUES (?, ?)", (seg, gen))
+            if not segments.drop(seg):
+                continue  # nothing in it is current: not read at all
+            read += entries
             (data,) = self.db.execute("SELECT data FROM segments WHERE seg = ?", (seg,)).fetchone()
             keys, seqs, values, _ = pickle.loads(data)
             top = seg << _SEQ_BITS
@@ -289,8 +341,26 @@ class EntityStore:
                     write.seqs.append(seq)
                     write.values.append(value)
                     copied += 1
-            self.db.execute("UPDATE segments SET copied = ? WHERE seg = ?", (gen, seg))
         return read, copied
+
+    def _drop_dead(self, map_id: int, gen: int) -> None:
+        """Segments a restore would read for nothing are read no more as of ``gen``, wherever they
+        are in the log (oldest first: one dropped may free the deletions of a later one)."""
+        segments = self.maps[map_id]
+        if not segments.maybe_dead:
+            return
+        segments.maybe_dead = False
+        kept: deque[tuple[int, int]] = deque()
+        dropped = []
+        for seg, entries in segments.live:
+            if segments.dead(seg):
+                segments.drop(seg)
+                segments.stored -= entries
+                dropped.append((seg, gen))
+            else:
+                kept.append((seg, entries))
+        segments.live = kept
+        self.db.executemany("INSERT INTO copies VALUES (?, ?)", dropped)
 
     def _append(self, map_id: int, write: _Write, gen: int) -> int:
         """Append ``write`` as segments of generation ``gen``; the entries written."""
@@ -307,12 +377,19 @@ class EntityStore:
             keys, seqs = write.keys[start : start + step], write.seqs[start : start + step]
             deleted = write.deleted if start == 0 else []
             top = seg << _SEQ_BITS
+            for key in keys:
+                at = where.get(key)
+                if at is not None:
+                    segments.supersede(at)
             where.update(zip(keys, [top | seq for seq in seqs], strict=True))
+            segments.current[seg] = len(keys)
+            if start == 0:
+                for target in write.deleted_from:
+                    segments.deletes(seg, target)
             data = pickle.dumps((keys, seqs, write.values[start : start + step], deleted), protocol=_PROTOCOL)
-            size = len(keys) + len(deleted)
-            rows.append((seg, map_id, gen, size, data))
-            segments.live.append((seg, size))
-            segments.stored += size
+            rows.append((seg, map_id, gen, len(keys) + len(deleted), data))
+            segments.live.append((seg, len(keys)))
+            segments.stored += len(keys)
         self.db.executemany("INSERT INTO segments VALUES (?, ?, ?, ?, NULL, ?)", rows)
         return total + len(write.deleted)
 
@@ -322,8 +399,10 @@ class EntityStore:
         if old <= self.safe_from:
             return
         db = self.db
-        db.execute("DELETE FROM segments WHERE copied <= ?", (old,))
+        db.execute("DELETE FROM segments WHERE seg IN (SELECT seg FROM copies WHERE gen <= ?)", (old,))
+        db.execute("DELETE FROM copies WHERE gen <= ?", (old,))
         for (map_id,) in db.execute("SELECT map FROM dropped WHERE gen <= ?", (old,)).fetchall():
+            db.execute("DELETE FROM copies WHERE seg IN (SELECT seg FROM segments WHERE map = ?)", (map_id,))
             db.execute("DELETE FROM segments WHERE map = ?", (map_id,))
             self.maps.pop(map_id, None)  # should it come back, it is written whole
         db.execute("DELETE FROM dropped WHERE gen <= ?", (old,))
@@ -349,7 +428,7 @@ class EntityStore:
         db = self.db
         db.execute("BEGIN")
         db.execute("DELETE FROM segments WHERE gen > ?", (gen,))
-        db.execute("UPDATE segments SET copied = NULL WHERE copied > ?", (gen,))
+        db.execute("DELETE FROM copies WHERE gen > ?", (gen,))
         db.execute("DELETE FROM dropped WHERE gen > ?", (gen,))
         self._set_meta(gen=gen)
         db.execute("COMMIT")
@@ -364,20 +443,29 @@ class EntityStore:
         where = segments.where
         stored: dict[Any, Any] = {}
         top = -1
-        rows = self.db.execute("SELECT seg, size, data FROM segments WHERE map = ? AND copied IS NULL ORDER BY seg",
-                               (map_id,))  # fmt: skip
-        for seg, size, data in rows:
+        rows = self.db.execute(
+            "SELECT seg, size, data FROM segments WHERE map = ? AND seg NOT IN (SELECT seg FROM copies) ORDER BY seg",
+            (map_id,),
+        )
+        current = segments.current
+        for seg, _, data in rows:
             keys, seqs, values, deleted = pickle.loads(data)
             high = seg << _SEQ_BITS
+            current[seg] = 0  # live; its current entries are counted below
             for key in deleted:
-                where.pop(key, None)
+                at = where.pop(key, None)
                 stored.pop(key, None)
+                if at is not None:  # the entry it deletes is in a live segment
+                    segments.deletes(seg, at >> _SEQ_BITS)
             where.update(zip(keys, [high | seq for seq in seqs], strict=True))
             stored.update(zip(keys, values, strict=True))
             if seqs:
                 top = max(top, max(seqs))
-            segments.live.append((seg, size))
-            segments.stored += size
+            segments.live.append((seg, len(keys)))
+            segments.stored += len(keys)
+        for at in where.values():
+            current[at >> _SEQ_BITS] += 1
+        segments.maybe_dead = True
         tracked = cls.restored(_in_position_order(where, top + 1), stored)
         tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
         self.referenced.add(map_id)

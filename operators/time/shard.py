@@ -140,35 +140,36 @@ class DomainShard(Generic[D]):
         # small) neither sorts nor copies.
         self._held_min = _NOTHING_HELD
         # What a snapshot keeps of the held items: chunks of the items that arrived between two
-        # snapshots, each pickled once (chunk number -> latest time in it, pickled items), in a
+        # snapshots, each written once (chunk number -> latest time in it, the items), in a
         # tracked dict, so a snapshot stores the new chunk, not everything held (live, ordered
-        # stages hold ``allowed_lateness`` of events). ``_chunked``: the last arrival number in one.
+        # stages hold ``allowed_lateness`` of events). ``_fresh``: the entries held since the last
+        # chunk, in arrival order (some may be applied since: a snapshot keeps those still held).
         self._chunks: TrackedDict[int, tuple[int, HeldChunk]] = TrackedDict()
-        self._chunked = 0
+        self._fresh: list[tuple[int, str, int, Item]] = []
 
     def __getstate__(self) -> dict[str, Any]:
         """For a snapshot: the held items' new arrivals become a chunk, and chunks the watermark
         has wholly passed are dropped; the held list itself is not pickled."""
         state = self.__dict__.copy()
-        held = state.pop("_held")
-        chunks, chunked = self._chunks, self._chunked
-        arrived = [entry for entry in held if entry[2] > chunked]
+        del state["_held"], state["_sorted"], state["_fresh"]
+        chunks, watermark = self._chunks, self.clock.value
+        # Held: arrived and not yet passed by the watermark (an item it passes is applied at once).
+        arrived = self._fresh if watermark is None else [entry for entry in self._fresh if entry[0] >= watermark]
+        self._fresh = []
         if arrived:
             chunks[self._arrivals] = (max(entry[0] for entry in arrived), _pack_held(arrived))
-        watermark = self.clock.value
         if watermark is not None:  # a chunk whose items are all due by now is read no more
             for number in [number for number, (latest, _) in chunks.items() if latest < watermark]:
                 del chunks[number]
-        self._chunked = state["_chunked"] = self._arrivals
-        del state["_sorted"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restored: the held items rebuilt from the chunks (or taken as an older release wrote them)."""
         self.__dict__.update(state)
+        self.__dict__.pop("_chunked", None)  # kept by releases before: the last arrival in a chunk
         if "_held" in state:  # written by a release that pickled the held items whole
             self.__dict__.pop("_unsorted", None)
-            self._chunks, self._chunked = TrackedDict(), 0
+            self._chunks, self._fresh = TrackedDict(), sorted(self._held, key=_arrival)
             self._sorted = 0
             return
         # The items held are those in the chunks that the watermark had not passed: a held item
@@ -176,12 +177,12 @@ class DomainShard(Generic[D]):
         watermark = self.clock.value
         held = [
             entry
-            for _, data in self._chunks.values()
-            for entry in _unpack_held(data)
+            for last, (_, data) in self._chunks.items()
+            for entry in _unpack_held(data, last)
             if watermark is None or entry[0] >= watermark
         ]
         held.sort()
-        self._held, self._sorted = held, len(held)
+        self._held, self._sorted, self._fresh = held, len(held), []
 
     @property
     def watermark(self) -> int | None:
@@ -214,7 +215,9 @@ class DomainShard(Generic[D]):
             ts = item.ts
             if watermark is None or ts >= watermark:  # not late (the clock's is_late, inlined: per item)
                 self._arrivals += 1
-                self._held.append((ts, item.event_id if isinstance(item, Event) else item.order, self._arrivals, item))
+                entry = (ts, item.event_id if isinstance(item, Event) else item.order, self._arrivals, item)
+                self._held.append(entry)
+                self._fresh.append(entry)
                 if ts < self._held_min:
                     self._held_min = ts
                 return []
@@ -247,6 +250,8 @@ class DomainShard(Generic[D]):
             del held[:due]
             self._sorted = len(held)
             self._held_min = held[0][0] if held else _NOTHING_HELD
+            if len(self._fresh) > 2 * len(held) + 1_024:  # no snapshot takes them (recovery off)
+                self._fresh = [entry for entry in self._fresh if entry[0] >= watermark]
             on_event, timers = self.domain.on_event, self.timers
             for ts, _, _, item in items:
                 if timers.may_be_due(ts - 1):
@@ -283,22 +288,32 @@ class DomainShard(Generic[D]):
         return outputs
 
 
-#: A chunk of held items as a snapshot stores it: their order keys as JSON and the items as
-#: :func:`~operators.time.stream_items.pack_items` writes them (or, before, or for an event whose
-#: body is not plain JSON, the held entries pickled).
-HeldChunk = tuple[bytes, bytes, bytes] | bytes
+#: A chunk of held items as a snapshot stores it: the items, in arrival order, as
+#: :func:`~operators.time.stream_items.pack_items` writes them (their order keys follow from them).
+#: Or, for an event whose body is not plain JSON, the held entries pickled; or, as the release
+#: before wrote it, the entries' order keys as JSON and their items as ``pack_items`` writes them.
+HeldChunk = tuple[bytes, bytes] | tuple[bytes, bytes, bytes] | bytes
 
 
 def _pack_held(entries: list[tuple[int, Any, int, Any]]) -> HeldChunk:
     packed = pack_items([entry[3] for entry in entries])
-    if packed is None:
-        return pickle.dumps(entries, pickle.HIGHEST_PROTOCOL)
-    return orjson.dumps([entry[:3] for entry in entries]), *packed
+    return pickle.dumps(entries, pickle.HIGHEST_PROTOCOL) if packed is None else packed
 
 
-def _unpack_held(data: HeldChunk) -> list[tuple[int, Any, int, Any]]:
+def _unpack_held(data: HeldChunk, last: int) -> list[tuple[int, Any, int, Any]]:
+    """The held entries of a chunk whose last arrival was number ``last``. Items written without
+    their arrival numbers get the numbers up to ``last``, in their order: they arrived after the
+    previous chunk's, so every held item keeps its place among the others."""
     if isinstance(data, bytes):
         return pickle.loads(data)
-    keys, packed, pickled = data
-    return [(ts, key, number, item)
-            for (ts, key, number), item in zip(orjson.loads(keys), unpack_items(packed, pickled), strict=True)]  # fmt: skip
+    if len(data) == 3:
+        keys, packed, pickled = data
+        return [(ts, key, number, item)
+                for (ts, key, number), item in zip(orjson.loads(keys), unpack_items(packed, pickled), strict=True)]  # fmt: skip
+    items = unpack_items(*data)
+    return [(item.ts, item.event_id if isinstance(item, Event) else item.order, number, item)
+            for number, item in enumerate(items, last - len(items) + 1)]  # fmt: skip
+
+
+def _arrival(entry: tuple[int, Any, int, Any]) -> int:
+    return entry[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import pickle
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,61 @@ def test_superseded_entries_are_deleted_after_the_retained_generations_and_older
     assert _state(restored) == [("k", 7), ("gone7", 7)]
 
 
+def _statements(store: EntityStore) -> list[str]:
+    """The SQL statements ``store`` runs from now on, as SQLite traces them."""
+    seen: list[str] = []
+    store.db.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_segment_with_nothing_current_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
+    """As a shard's held-item chunks are: one large entry added and one dropped at each snapshot.
+    Its old segments are passed over without reading them, and no segment row is updated (SQLite
+    would rewrite the whole blob to change one column)."""
+    store = EntityStore(tmp_path / "s.sqlite3", retain=2)
+    chunks: TrackedDict[int, bytes] = TrackedDict()
+    headers = []
+    for n in range(12):
+        chunks[n] = bytes([n]) * 200_000
+        chunks.pop(n - 2, None)
+        if n == 6:
+            seen = _statements(store)
+        headers.append(store.snapshot([chunks]))
+    assert not [sql for sql in seen if sql.startswith(("SELECT data", "UPDATE segments"))], seen
+    assert store.db.execute("SELECT COUNT(*) FROM copies").fetchone()[0] > 0  # the dead segments, kept a while
+    assert _state(EntityStore(tmp_path / "s.sqlite3", retain=2).restore(headers[-1])[0]) == [
+        (10, bytes([10]) * 200_000), (11, bytes([11]) * 200_000),
+    ]  # fmt: skip
+
+
+def test_a_store_written_before_copies_had_their_table_restores_every_retained_generation(tmp_path: Path) -> None:
+    """Earlier releases kept the generation a segment was copied at in its own row (``copied``)."""
+    path = tmp_path / "s.sqlite3"
+    store = EntityStore(path, retain=4, segment=2)
+    counts: TrackedDict[str, int] = TrackedDict()
+    taken = []
+    for n in range(1, 13):
+        counts[f"k{n % 5}"] = n
+        counts.pop(f"k{(n + 2) % 5}", None)
+        taken.append((store.snapshot([counts]), _state(counts)))
+    store.close()
+    with sqlite3.connect(path) as db:  # as that release left it
+        db.execute("UPDATE segments SET copied = (SELECT gen FROM copies WHERE copies.seg = segments.seg)")
+        db.execute("DROP TABLE copies")
+    with sqlite3.connect(path) as db:
+        legacy = db.execute("SELECT seg, copied FROM segments WHERE copied IS NOT NULL ORDER BY seg").fetchall()
+    assert legacy
+    opened = EntityStore(path, retain=4, segment=2)  # moves them to their own table, once
+    assert opened.db.execute("SELECT seg, gen FROM copies ORDER BY seg").fetchall() == legacy
+    assert opened.db.execute("SELECT COUNT(*) FROM segments WHERE copied IS NOT NULL").fetchone()[0] == 0
+    opened.close()
+    for n, (header, state) in enumerate(taken[-4:]):  # a restore drops later generations: each on a copy
+        copy = tmp_path / f"copy{n}" / path.name
+        copy.parent.mkdir()
+        shutil.copy(path, copy)
+        assert _state(EntityStore(copy, retain=4, segment=2).restore(header)[0]) == state
+
+
 def test_a_dict_no_longer_in_the_state_has_its_entries_deleted_later(tmp_path: Path) -> None:
     store = EntityStore(tmp_path / "s.sqlite3", retain=2)
     state: dict[str, TrackedDict[str, int]] = {"old": TrackedDict({"a": 1}.items())}
@@ -223,7 +279,7 @@ def test_what_a_restore_reads_stays_near_what_is_current(
             counts[key] = n
         if n % every == 0:
             header = store.snapshot([counts])
-            read = store.db.execute("SELECT SUM(size) FROM segments WHERE copied IS NULL").fetchone()[0]
+            read = store.db.execute("SELECT SUM(size) FROM segments WHERE seg NOT IN (SELECT seg FROM copies)").fetchone()[0]
             assert read <= len(counts) / (1 - SUPERSEDED) + 2 * (every + 8)
     header = store.snapshot([counts])
     assert _state(EntityStore(path, retain=2, segment=8).restore(header)[0]) == _state(counts)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pickle
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.contract.events import Event
 from operators.state.store import EntityStore
+from operators.time import shard as shard_module
 from operators.time.dedupe import Deduplicator
 from operators.time.sequencer import Sequencer
 from operators.time.shard import DomainShard
-from operators.time.stream_items import Marker, Output, Progress, Signal
+from operators.time.stream_items import Marker, Output, Progress, Signal, pack_items
 from operators.time.timers import Timer, TimerQueue
 from operators.time.watermark import PartitionWatermark, UpstreamWatermark
 
@@ -338,10 +343,17 @@ class Recorder:
         return []
 
 
+def _keyed_pack_held(entries: list[tuple[int, Any, int, Any]]) -> Any:
+    """A chunk as the release before wrote it: the entries' order keys (arrival numbers too) as
+    JSON beside the items."""
+    packed = pack_items([entry[3] for entry in entries])
+    return pickle.dumps(entries) if packed is None else (orjson.dumps([entry[:3] for entry in entries]), *packed)
+
+
 def _as_written_before_chunks(shard: DomainShard[Recorder], shuffled: bool) -> DomainShard[Recorder]:
     """``shard`` as a release that pickled its held items whole (and before that, without the
     earliest time held) would have written it, restored by this one."""
-    state = {k: v for k, v in shard.__dict__.items() if k not in ("_sorted", "_chunks", "_chunked", "_held_min")}
+    state = {k: v for k, v in shard.__dict__.items() if k not in ("_sorted", "_chunks", "_fresh", "_held_min")}
     held = list(shard._held)
     if shuffled:  # an older release appended arrivals and sorted when due
         held.reverse()
@@ -356,7 +368,7 @@ def _as_written_before_chunks(shard: DomainShard[Recorder], shuffled: bool) -> D
     st.lists(st.one_of(st.tuples(st.just("event"), st.integers(0, 1_000)), st.tuples(st.just("progress"), st.integers(0, 300))),
              max_size=60),
     st.sets(st.integers(0, 60), max_size=6),
-    st.sampled_from(["this release", "whole, sorted", "whole, unsorted"]),
+    st.sampled_from(["this release", "whole, sorted", "whole, unsorted", "keyed chunks"]),
 )
 def test_an_ordered_shard_applies_held_items_in_time_order_once_the_watermark_passes_them(
     steps: list[tuple[str, int]], restarts: set[int], written_by: str
@@ -370,9 +382,12 @@ def test_an_ordered_shard_applies_held_items_in_time_order_once_the_watermark_pa
         store = EntityStore(path)
         for i, (kind, value) in enumerate(steps):
             if i in restarts:
-                if written_by != "this release" and i == min(restarts):
+                if written_by.startswith("whole") and i == min(restarts):
                     shard = _as_written_before_chunks(shard, shuffled=written_by == "whole, unsorted")
-                header = store.snapshot(shard)
+                with mock.patch.object(shard_module, "_pack_held", _keyed_pack_held) if (
+                    written_by == "keyed chunks" and i == min(restarts)
+                ) else nullcontext():
+                    header = store.snapshot(shard)
                 store.close()
                 store = EntityStore(path)
                 applied = shard.domain.applied
@@ -424,6 +439,32 @@ def test_a_snapshot_pickles_each_held_item_once_and_keeps_what_the_watermark_has
     restored.on_progress(Progress(0, 3_000))
     applied = restored.domain.applied  # since the start: the domain's state is restored with it
     assert len(applied) == 110 and applied[-6:] == [(2_000 + i, f"b{i}") for i in range(4, 10)]
+
+
+def test_held_items_restore_in_their_places_from_chunks_of_this_release_and_the_one_before() -> None:
+    """A chunk is written without its items' arrival numbers (they follow from the chunk's place);
+    chunks the release before wrote with them still restore, and an item and a copy of it (the
+    same event re-sent) keep their order across both."""
+    shard = DomainShard(Recorder(), upstreams=1, ordered=True)
+    shard.on_progress(Progress(0, 0))
+    with tempfile.TemporaryDirectory() as folder:
+        store = EntityStore(Path(folder) / "shard.sqlite3")
+        shard.on_event(_event("a", 20))
+        shard.on_event(_event("early", 5))  # applied before the snapshot: not in its chunk
+        shard.on_progress(Progress(0, 6))
+        shard.on_event(_event("b", 10))
+        with mock.patch.object(shard_module, "_pack_held", _keyed_pack_held):
+            store.snapshot(shard)  # as the release before: (keys, items)
+        assert len(shard._chunks[3][1]) == 3
+        shard.on_event(_event("a", 20))  # the copy, after the original
+        shard.on_event(_event("c", 15))
+        header = store.snapshot(shard)  # this release: items only
+        assert len(shard._chunks[5][1]) == 2
+        restored = store.restore(header)
+    assert [(ts, key) for ts, key, _, _ in restored._held] == [(10, "b"), (15, "c"), (20, "a"), (20, "a")]
+    assert restored._held == sorted(shard._held, key=lambda entry: entry[:3])  # arrival numbers too: the copy's place
+    restored.on_progress(Progress(0, 100))
+    assert restored.domain.applied[-4:] == [(10, "b"), (15, "c"), (20, "a"), (20, "a")]
 
 
 def test_held_events_and_signals_restore_exactly_whatever_their_bodies() -> None:
