@@ -17,7 +17,14 @@ and scaled linearly to the grown state, is a snapshot as it was before
 snapshots were incremental: every shard pickled whole (and unpickled, for a
 restart). Figures are CPU seconds (user and system) and wall seconds.
 
+``--live`` instead times what a live flow pauses for at each snapshot: simulated events
+re-stamped at ``--rate`` per second of event time (as live input is), through every domain
+stage in-process with ``time.allowed_lateness`` of them held, a snapshot of every shard
+after each ``flow.snapshot_interval`` of events; it prints each stage's wall milliseconds per
+snapshot (all its shards), at each snapshot and as medians over the last half.
+
     .venv/bin/python bench/snapshots.py --customers 1000000
+    .venv/bin/python bench/snapshots.py --live --seconds 120
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulat
 from flows.customer_wiring import customer_profiles
 from flows.local import LocalFlow
 from flows.main import domain_specs
+from flows.stateful import EntityStores
 from operators.contract.events import event_of
 from operators.state.tracked import TrackedDict, tracked_dicts
 
@@ -113,10 +122,15 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="write the stores here and keep them (restart again with "
                         "--restart FOLDER)")
     parser.add_argument("--restart", type=Path, help="only restart from the stores --keep kept")
+    parser.add_argument("--live", action="store_true", help="time each stage's snapshot of a live stream instead")
+    parser.add_argument("--rate", type=int, default=1_000, help="--live: events per second of event time")
+    parser.add_argument("--seconds", type=int, default=120, help="--live: seconds of event time")
     parser.add_argument("--spawned", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.restart is not None:
+    if args.live:
+        live(args.rate, args.seconds)
+    elif args.restart is not None:
         restart(args.restart, args.spawned)
     elif args.build is not None:
         build(args, args.build)
@@ -131,6 +145,35 @@ def main() -> int:
             if args.keep is None:
                 shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def live(rate: int, seconds: int) -> None:
+    """Each stage's snapshot time on a live stream (see the module docstring)."""
+    config = load_config()
+    start = 1_796_000_000_000
+    bodies = islice(simulate(SimulationSettings(seed=5, customers=5_000, days=None), DEFAULT_LOCATIONS), rate * seconds)
+    events = [event_of({**body, "ts": start + n * 1_000 // rate}) for n, body in enumerate(bodies)]
+    flow = LocalFlow(domain_specs(config, load_promotions()), config.flow.shards)
+    per = rate * config.flow.snapshot_interval_ms // 1_000
+    tune_gc()
+    rows: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="cf-live-snapshots-") as folder:
+        stores = EntityStores(Path(folder))
+        for n in range(0, len(events), per):
+            flow.run(events[n : n + per], lateness_ms=config.time.allowed_lateness_ms)
+            row = dict.fromkeys(flow.shards, 0.0)
+            for stage, shards in flow.shards.items():
+                for k, shard in enumerate(shards):
+                    store = flow.stores.get((stage, k)) or flow.stores.setdefault((stage, k), stores.open(stage, k))
+                    wall = time.perf_counter()
+                    store.snapshot(shard)
+                    row[stage] += (time.perf_counter() - wall) * 1_000
+            rows.append(row)
+            print(f"{(n + per) // rate:4d} s: {sum(row.values()):5.0f} ms  " + "  ".join(f"{stage} {ms:.0f}" for stage, ms in row.items()), flush=True)
+    steady = rows[len(rows) // 2 :]
+    medians = {stage: statistics.median(row[stage] for row in steady) for stage in rows[0]}
+    print(f"median of the last {len(steady)} snapshots: {statistics.median(sum(row.values()) for row in steady):.0f} ms "
+          "in all; " + ", ".join(f"{stage} {ms:.0f}" for stage, ms in medians.items()))
 
 
 def build(args: argparse.Namespace, folder: Path) -> None:
@@ -204,7 +247,7 @@ def build(args: argparse.Namespace, folder: Path) -> None:
           f"median {statistics.median(cpus) / baseline:.3f} of the baseline")
     slowest = sorted(range(len(cpus)), key=cpus.__getitem__)[-3:]
     print("  slowest: " + ", ".join(f"#{n + 1} {cpus[n]:.2f} s ({copied[n]:,} copied)" for n in reversed(slowest)))
-    read = sum(store.db.execute("SELECT SUM(size) FROM segments WHERE copied IS NULL").fetchone()[0] or 0
+    read = sum(store.db.execute("SELECT SUM(size) FROM segments WHERE seg NOT IN (SELECT seg FROM copies)").fetchone()[0] or 0
                for store in flow.stores.values())  # fmt: skip
     print(f"a restore reads {read:,} entries for {entries:,} current ({read / entries:.2f}x)")
 

@@ -123,17 +123,29 @@ class _Segments:
     live: deque[tuple[int, int]] = field(default_factory=deque)  # (segment, entries), oldest first
     stored: int = 0  # entries in the live segments
     current: dict[int, int] = field(default_factory=dict)  # live segment -> its current entries
+    counted: bool = True  # whether ``current`` counts them (a restore leaves that to the first need)
     deleters: dict[int, list[int]] = field(default_factory=dict)  # live segment -> segments deleting its entries
     needed: dict[int, int] = field(default_factory=dict)  # live segment -> its deletions a restore needs
     maybe_dead: bool = False  # a segment may have nothing a restore needs (see _drop_dead)
 
     def supersede(self, at: int) -> None:
         """The entry at ``at`` (a value of ``where``) is current no more."""
+        if not self.counted:
+            return
         seg = at >> _SEQ_BITS
         left = self.current.get(seg)
         if left is not None:  # else its segment is being copied forward: counted no more
             self.current[seg] = left - 1
             self.maybe_dead = self.maybe_dead or left == 1
+
+    def count(self) -> None:
+        """Count each live segment's current entries, if not counted yet."""
+        if self.counted:
+            return
+        current = self.current = dict.fromkeys(self.current, 0)
+        for at in self.where.values():
+            current[at >> _SEQ_BITS] += 1
+        self.counted = True
 
     def deletes(self, holder: int, seg: int) -> None:
         """Segment ``holder`` deletes an entry of segment ``seg``: needed while ``seg`` is live."""
@@ -322,6 +334,7 @@ class EntityStore:
         ``budget`` entries are read); those segments are read no more as of ``gen``. The entries
         read, and copied."""
         segments = self.maps[map_id]
+        segments.count()
         where, live = segments.where, segments.live
         in_write = set(write.keys)  # written anew already: its entry in an old segment is stale
         copied = read = 0
@@ -350,6 +363,7 @@ class EntityStore:
         if not segments.maybe_dead:
             return
         segments.maybe_dead = False
+        segments.count()
         kept: deque[tuple[int, int]] = deque()
         dropped = []
         for seg, entries in segments.live:
@@ -451,7 +465,7 @@ class EntityStore:
         for seg, _, data in rows:
             keys, seqs, values, deleted = pickle.loads(data)
             high = seg << _SEQ_BITS
-            current[seg] = 0  # live; its current entries are counted below
+            current[seg] = 0  # live; its current entries are counted when first needed
             for key in deleted:
                 at = where.pop(key, None)
                 stored.pop(key, None)
@@ -463,9 +477,8 @@ class EntityStore:
                 top = max(top, max(seqs))
             segments.live.append((seg, len(keys)))
             segments.stored += len(keys)
-        for at in where.values():
-            current[at >> _SEQ_BITS] += 1
-        segments.maybe_dead = True
+        # Counting is a pass over every key: left to the first snapshot that changes the dict.
+        segments.counted, segments.maybe_dead = False, True
         tracked = cls.restored(_in_position_order(where, top + 1), stored)
         tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
         self.referenced.add(map_id)
