@@ -17,6 +17,7 @@ from channelflow.config import (
     effective_config,
     effective_promotions,
     from_mapping,
+    hide_secrets,
     load_config,
 )
 from channelflow.logs import setup_logging
@@ -132,6 +133,7 @@ def _check_config(args: argparse.Namespace) -> int:
     from_mapping(doc, source)
     rules, rules_source = effective_promotions()
     promotions_from_mapping(rules, rules_source)
+    doc = hide_secrets(doc)
     if args.format == "json":
         shown = {"config": {"file": str(source), "values": doc}, "promotions": {"file": str(rules_source), "values": rules}}
         print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())

@@ -172,6 +172,31 @@ def _client_refuses(kind: str, properties: Mapping[str, Any]) -> str | None:
     return conf[0].strip() if conf else None
 
 
+#: librdkafka properties whose values are secrets: ``check-config`` shows them as :data:`HIDDEN`.
+SECRET_PROPERTIES = ("password", "secret", "ssl.key.pem", "sasl.oauthbearer.config")
+HIDDEN = "(hidden)"
+
+
+def hide_secrets(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (a config document) with the values of secret client properties hidden."""
+    kafka = doc.get("kafka")
+    if not isinstance(kafka, dict):
+        return doc
+
+    def hide(prefix: str, table: dict[str, Any]) -> dict[str, Any]:
+        shown = {}
+        for name, value in table.items():
+            dotted = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, dict):
+                shown[name] = hide(dotted, value)
+            else:
+                shown[name] = HIDDEN if any(secret in dotted for secret in SECRET_PROPERTIES) else value
+        return shown
+
+    tables = {t: hide("", kafka[t]) for t in CLIENT_TABLES if isinstance(kafka.get(t), dict)}
+    return {**doc, "kafka": {**kafka, **tables}}
+
+
 def _kafka(raw: dict[str, Any]) -> KafkaConfig:
     raw = dict(raw)
     clients = {

@@ -447,6 +447,25 @@ def test_cli_check_config_names_the_bad_key(
     assert set(shown["promotions"]["values"]) == {"policy", "rules"}
 
 
+def test_check_config_hides_the_secrets_of_kafka_clients(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_TOOLS", {})
+    for name in [n for n in os.environ if n.startswith("CHANNELFLOW_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CHANNELFLOW_KAFKA__CLIENT__SECURITY__PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CHANNELFLOW_KAFKA__CLIENT__SASL__MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("CHANNELFLOW_KAFKA__CLIENT__SASL__USERNAME", "cf")
+    monkeypatch.setenv("CHANNELFLOW_KAFKA__CLIENT__SASL__PASSWORD", "hunter2")
+    monkeypatch.setenv("CHANNELFLOW_KAFKA__PRODUCER__SSL__KEY__PASSWORD", "s3cret")
+    for fmt in ("toml", "json"):
+        assert cli.main(["check-config", "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "hunter2" not in out and "s3cret" not in out
+        assert "SCRAM-SHA-512" in out and out.count("(hidden)") == 2
+    assert load_config().kafka.client["sasl.password"] == "hunter2"  # hidden only where shown
+
+
 def test_a_bad_promotions_override_fails_before_anything_is_printed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
