@@ -211,13 +211,16 @@ class EntityStore:
                               + _SCHEMA)  # fmt: skip
         self.db.executescript(f"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={WAL_BYTES};")
         self.log = Checkpointed(path, WAL_BYTES)
-        # A segment read no more as of a generation is a row of ``copies``, not a column of its own
-        # row: SQLite rewrites a whole row to change one column, and a segment can be a large blob.
-        # A store written before keeps that generation in ``segments.copied``: moved here once.
-        if self.db.execute("SELECT 1 FROM segments WHERE copied IS NOT NULL LIMIT 1").fetchone():
-            self.db.executescript("BEGIN; INSERT OR IGNORE INTO copies SELECT seg, copied FROM segments "
-                                  "WHERE copied IS NOT NULL; UPDATE segments SET copied = NULL; COMMIT;")  # fmt: skip
         meta = dict(self.db.execute("SELECT name, value FROM meta"))
+        if not meta.get("copies"):
+            # A segment read no more as of a generation is a row of ``copies``, not a column of its
+            # own row: SQLite rewrites a whole row to change one column, and a segment can be a
+            # large blob. A store written before kept that generation in ``segments.copied``: it
+            # is moved, once (the scan reads every row; the flag spares later opens).
+            self.db.executescript("BEGIN; INSERT OR IGNORE INTO copies SELECT seg, copied FROM segments "
+                                  "WHERE copied IS NOT NULL; UPDATE segments SET copied = NULL "
+                                  "WHERE copied IS NOT NULL; INSERT OR REPLACE INTO meta VALUES ('copies', 1); "
+                                  "COMMIT;")  # fmt: skip
         self.gen: int = meta.get("gen", 0)
         self.safe_from: int = meta.get("safe_from", 0)
         self.next_map: int = meta.get("next_map", 1)
@@ -233,7 +236,8 @@ class EntityStore:
 
     def reset(self) -> None:
         """Forget everything: for a shard that starts afresh (no snapshot of it was committed)."""
-        self.db.executescript("BEGIN; DELETE FROM segments; DELETE FROM dropped; DELETE FROM meta; COMMIT;")
+        self.db.executescript("BEGIN; DELETE FROM segments; DELETE FROM copies; DELETE FROM dropped; DELETE FROM meta; "
+                              "INSERT INTO meta VALUES ('copies', 1); COMMIT;")  # fmt: skip
         self.gen, self.safe_from, self.next_map, self.next_seg = 0, 0, 1, 1
         self.maps, self.referenced = {}, set()
 

@@ -196,6 +196,7 @@ def test_a_store_written_before_copies_had_their_table_restores_every_retained_g
     with sqlite3.connect(path) as db:  # as that release left it
         db.execute("UPDATE segments SET copied = (SELECT gen FROM copies WHERE copies.seg = segments.seg)")
         db.execute("DROP TABLE copies")
+        db.execute("DELETE FROM meta WHERE name = 'copies'")
     with sqlite3.connect(path) as db:
         legacy = db.execute("SELECT seg, copied FROM segments WHERE copied IS NOT NULL ORDER BY seg").fetchall()
     assert legacy
@@ -208,6 +209,23 @@ def test_a_store_written_before_copies_had_their_table_restores_every_retained_g
         copy.parent.mkdir()
         shutil.copy(path, copy)
         assert _state(EntityStore(copy, retain=4, segment=2).restore(header)[0]) == state
+
+
+def test_a_reset_store_forgets_the_segments_it_had_set_aside(tmp_path: Path) -> None:
+    """Segment numbers start again after a reset: what was set aside before must not hide new ones."""
+    path = tmp_path / "s.sqlite3"
+    store = EntityStore(path, retain=4, segment=2)
+    counts: TrackedDict[str, int] = TrackedDict()
+    for n in range(12):
+        counts[f"k{n % 3}"] = n
+        store.snapshot([counts])
+    assert store.db.execute("SELECT COUNT(*) FROM copies").fetchone()[0] > 0
+    store.reset()
+    fresh: TrackedDict[str, int] = TrackedDict({"a": 0, "b": 0}.items())
+    for n in range(12):  # past the retained generations: what a store collects is its own
+        fresh["a" if n % 2 else "b"] = n
+        header = store.snapshot([fresh])
+    assert _state(EntityStore(path, retain=4, segment=2).restore(header)[0]) == [("a", 11), ("b", 10)]
 
 
 def test_a_dict_no_longer_in_the_state_has_its_entries_deleted_later(tmp_path: Path) -> None:
