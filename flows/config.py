@@ -45,6 +45,16 @@ class KafkaConfig:
     producer: Mapping[str, str | int | float | bool] = field(default_factory=dict)
 
     @property
+    def consumer_properties(self) -> dict[str, str | int | float | bool]:
+        """What the input consumers get: ``client``, then ``consumer`` over it."""
+        return {**self.client, **self.consumer}
+
+    @property
+    def producer_properties(self) -> dict[str, str | int | float | bool]:
+        """What the output producer gets: ``client``, then ``producer`` over it."""
+        return {**self.client, **self.producer}
+
+    @property
     def bootstrap(self) -> str:
         return ",".join(self.brokers)
 

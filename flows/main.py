@@ -73,9 +73,8 @@ def build_flow(
 
     ``partitions`` is the number of input partitions the watermark waits for;
     ``tail=False`` stops at the end of the input (replays, tests).
-    ``client_config`` adds confluent-kafka client properties (e.g. the shell's logger); the
-    consumers also get ``kafka.client`` and ``kafka.consumer``, the producer ``kafka.client``
-    and ``kafka.producer``.
+    ``client_config`` adds confluent-kafka client properties (e.g. the shell's logger) to the
+    configured ones (``KafkaConfig.consumer_properties``, ``producer_properties``).
     ``process`` of ``processes`` is this process's place in a Bytewax cluster: it reads its
     share of the input partitions (:class:`StoppableKafkaSource`). ``placement`` (the one
     ``domains`` were made with) says how the shards are named: with balanced keys shard k of
@@ -95,7 +94,7 @@ def build_flow(
             list(input_topics),
             tail=tail,
             starting_offset=OFFSET_BEGINNING if kafka.starting_offset == "beginning" else OFFSET_END,
-            add_config={**(client_config or {}), **kafka.client, **kafka.consumer},
+            add_config={**(client_config or {}), **kafka.consumer_properties},
             batch_size=kafka.batch_size,
             raise_on_errors=False,  # consumer errors become dead letters
             process=process,
@@ -180,7 +179,7 @@ def build_flow(
         dead_letters_topic=kafka.topics["dead_letters"],
         logical_topics={name: key for key, name in kafka.topics.items()},
         message_max_bytes=config.ingest.producer_message_max_bytes,
-        add_config={**(client_config or {}), **kafka.client, **kafka.producer},
+        add_config={**(client_config or {}), **kafka.producer_properties},
     )
     op.output("kafka_out", messages, sink)
     return flow

@@ -215,7 +215,7 @@ class DomainShard(Generic[D]):
             ts = item.ts
             if watermark is None or ts >= watermark:  # not late (the clock's is_late, inlined: per item)
                 self._arrivals += 1
-                entry = (ts, item.event_id if isinstance(item, Event) else item.order, self._arrivals, item)
+                entry = (ts, _order(item), self._arrivals, item)
                 self._held.append(entry)
                 self._fresh.append(entry)
                 if ts < self._held_min:
@@ -311,8 +311,13 @@ def _unpack_held(data: HeldChunk, last: int) -> list[tuple[int, Any, int, Any]]:
         return [(ts, key, number, item)
                 for (ts, key, number), item in zip(orjson.loads(keys), unpack_items(packed, pickled), strict=True)]  # fmt: skip
     items = unpack_items(*data)
-    return [(item.ts, item.event_id if isinstance(item, Event) else item.order, number, item)
+    return [(item.ts, _order(item), number, item)
             for number, item in enumerate(items, last - len(items) + 1)]  # fmt: skip
+
+
+def _order(item: Item) -> str:
+    """What orders held items of the same time: an event's id, a signal's order."""
+    return item.event_id if isinstance(item, Event) else item.order
 
 
 def _arrival(entry: tuple[int, Any, int, Any]) -> int:
