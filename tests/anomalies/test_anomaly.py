@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import math
+import pickle
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +25,7 @@ from operators.anomalies.gate import AlarmGate
 from operators.anomalies.outliers import BasketOutliers, PriceOutliers
 from operators.anomalies.windows import KpiWindows, groups_of
 from operators.contract.events import Event
+from operators.state.store import EntityStore
 from operators.time.shard import DomainShard
 from operators.time.sharding import shard_of
 from operators.time.stream_items import Progress
@@ -203,6 +207,76 @@ def test_a_pricing_error_is_flagged_once_per_episode_and_not_learned() -> None:
 
 
 HOUR = 3_600_000
+
+
+def test_a_second_regular_price_stops_alerting_once_it_recurs_but_errors_still_alert() -> None:
+    """A trade price of 1.65 and a retail price of 3.29, as UCI's products have: the retail
+    price, first seen after the warm-up, alerts at most twice, then is one of the usual prices."""
+    prices = PriceOutliers(deviation=0.5, warmup=5, cooldown_ms=HOUR)
+    for ts in range(10):
+        assert prices.score_one("A", 1.65, ts * HOUR) is None
+    found = []
+    for day in range(30):  # every day: trade sales, then a retail one
+        t0 = (day + 1) * 24 * HOUR
+        found += [prices.score_one("A", 1.65, t0 + i * HOUR) for i in range(3)]
+        found.append(prices.score_one("A", 3.29, t0 + 5 * HOUR))
+    assert 1 <= sum(f is not None for f in found) <= 2
+    assert [round(p, 2) for p in prices.usual_prices("A")] == [1.65, 3.29]
+    assert round(prices.usual_price("A") or 0, 2) == 1.65  # the most seen
+    error = prices.score_one("A", 0.33, 40 * 24 * HOUR)  # a fifth of the trade price
+    assert error is not None and error.kind == "price_low" and round(error.expected, 2) == 1.65
+    assert prices.score_one("A", 1.65, 40 * 24 * HOUR + HOUR) is None  # fixed
+    assert prices.score_one("A", 33.0, 41 * 24 * HOUR).kind == "price_high"  # type: ignore[union-attr]
+
+
+def test_regular_prices_seen_in_the_warm_up_never_alert() -> None:
+    prices = PriceOutliers(deviation=0.5, warmup=5)
+    for ts, price in enumerate([2.0, 5.0, 2.1, 12.0, 5.2] + [2.0, 5.0, 12.0] * 100):
+        assert prices.score_one("A", price, ts * HOUR) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.integers(1, 4),
+    picks=st.lists(st.tuples(st.integers(0, 3), st.floats(-0.1, 0.1), st.integers(1, 4 * HOUR)), min_size=1, max_size=300),
+)
+def test_regular_prices_alert_at_most_twice_each(levels: int, picks: list[tuple[int, float, int]]) -> None:
+    """Any interleaving of up to four regular prices (each 2.5 times the last, ±10%): each alerts
+    in at most ``tier_episodes - 1`` episodes before it is a usual price."""
+    prices = PriceOutliers(deviation=0.5, warmup=5, cooldown_ms=HOUR, tier_episodes=3)
+    ts, alerts = 0, 0
+    for level, jitter, step in picks:
+        ts += step
+        alerts += prices.score_one("A", 4.0 * 2.5 ** (level % levels) * (1 + jitter), ts) is not None
+    assert alerts <= 2 * (levels - 1)
+
+
+def test_price_state_written_before_levels_restores_and_keeps_working() -> None:
+    old = PriceOutliers.__new__(PriceOutliers)
+    fresh = PriceOutliers(deviation=0.5, warmup=5, cooldown_ms=HOUR)
+    old.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("_skus", "max_levels", "tier_episodes")})
+    old.__dict__["_usual"] = {"A": (math.log(20.0), 50, -(1 << 62), -1)}  # (mean, n, last outlier, episode)
+    restored = pickle.loads(pickle.dumps(old))
+    assert round(restored.usual_price("A") or 0, 2) == 20.0 and len(restored) == 1
+    assert restored.score_one("A", 21.0, 0) is None
+    assert restored.score_one("A", 4.0, 1).kind == "price_low"  # type: ignore[union-attr]
+    again = pickle.loads(pickle.dumps(restored))  # and pickles as the new kind
+    assert again.usual_prices("A") == restored.usual_prices("A")
+
+
+def test_a_snapshot_stores_only_the_skus_priced_since_the_last_one(tmp_path: Path) -> None:
+    prices = PriceOutliers(deviation=0.5, warmup=3)
+    for sku in ("A", "B", "C"):
+        for ts, price in enumerate([10.0, 21.0, 10.0, 20.0]):
+            prices.score_one(sku, price, ts)
+    store = EntityStore(tmp_path / "s.sqlite3")
+    store.snapshot(prices)
+    prices.score_one("B", 10.5, 10)
+    header = store.snapshot(prices)
+    assert store.last_written == 1  # B only
+    restored = EntityStore(tmp_path / "s.sqlite3").restore(header)
+    assert [restored.usual_prices(sku) for sku in "ABC"] == [prices.usual_prices(sku) for sku in "ABC"]
+    assert restored.score_one("C", 2.0, 20).kind == "price_low"  # type: ignore[union-attr]
 
 
 def test_baskets_far_above_their_channel_norm_are_flagged() -> None:
