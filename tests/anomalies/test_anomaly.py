@@ -6,9 +6,8 @@ import itertools
 import math
 import pickle
 import random
-from datetime import datetime, time
+from datetime import time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -369,21 +368,3 @@ def test_a_restored_shard_takes_the_flows_group_placement_and_keeps_its_settings
     assert older.reconfigure(Anomalies(AnomalySettings(window_ms=MINUTE), 1, 8)) == ()
     assert older.placed_groups is True and not older._owns_group("web")  # placed: "web" is shard 0's
 
-
-@settings(max_examples=200, deadline=None)
-@given(
-    zone=st.sampled_from(["UTC", "Europe/London", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]),
-    opens=st.integers(0, 95), closes=st.integers(0, 95), start=st.integers(1_700_000_000_000, 1_900_000_000_000),
-)
-def test_store_hours_match_the_local_clock(zone: str, opens: int, closes: int, start: int) -> None:
-    """Open over a window when the local clock, at its first and last millisecond, is within the hours."""
-    hours = StoreHours(zone, time(opens // 4, opens % 4 * 15), time(closes // 4, closes % 4 * 15))
-    end = start + 15 * MINUTE
-
-    def open_at(ts: int) -> bool:
-        local = datetime.fromtimestamp(ts / 1000, ZoneInfo(zone)).time()
-        if hours.opens < hours.closes:
-            return hours.opens <= local < hours.closes
-        return local >= hours.opens or local < hours.closes
-
-    assert hours.is_open(start, end) == (open_at(start) and open_at(end - 1))
