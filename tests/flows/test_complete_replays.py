@@ -113,9 +113,8 @@ def test_hours_of_event_time_need_no_closing_events(broker: EmbeddedBroker) -> N
     assert sum(on_hand for on_hand, _ in final_stock(config).values()) == 50
 
 
-@pytest.mark.slow
-def test_two_processes_write_what_one_writes(broker: EmbeddedBroker) -> None:
-    log = _log_with_duplicates_and_reordering(seed=34)
+def _one_and_two_processes(broker: EmbeddedBroker, log: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Replay ``log`` with 1 process, then 2; assert every output topic the same; the outputs."""
     results = []
     for processes in (1, 2):
         config = make_config(broker, partitions=2)
@@ -124,6 +123,12 @@ def test_two_processes_write_what_one_writes(broker: EmbeddedBroker) -> None:
         results.append({topic: canonical(read_json(config, topic)) for topic in OUTPUT_TOPICS})
     for topic in OUTPUT_TOPICS:
         assert results[1][topic] == results[0][topic], topic
+    return results[0]
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_writes(broker: EmbeddedBroker) -> None:
+    _one_and_two_processes(broker, _log_with_duplicates_and_reordering(seed=34))
 
 
 @pytest.mark.slow
@@ -133,13 +138,6 @@ def test_two_processes_write_what_one_writes_on_real_data(broker: EmbeddedBroker
     price per product): every output topic the same with 1 and 2 processes."""
     log = list(islice(events_from_csv(DEFAULT_CSV, excluded=[]), 3_000))
     log += closing_events(max(event_of(e).ts for e in log) + 24 * HOUR_MS)
-    results = []
-    for processes in (1, 2):
-        config = make_config(broker, partitions=2)
-        produce_events(config, log)
-        _run_processes([sys.executable, "-m", "channelflow.cli", "run", "--until-end"], processes, _env(config))
-        results.append({topic: canonical(read_json(config, topic)) for topic in OUTPUT_TOPICS})
-    for topic in OUTPUT_TOPICS:
-        assert results[1][topic] == results[0][topic], topic
+    outputs = _one_and_two_processes(broker, log)
     # No promotions: the data set has no consent or contact details, so every decision is suppressed.
-    assert all(results[0][topic] for topic in ("inventory_updates", "customer_scores", "alerts"))
+    assert all(outputs[topic] for topic in ("inventory_updates", "customer_scores", "alerts"))
