@@ -183,7 +183,7 @@ class PriceOutliers:
             self._skus[sku] = _SkuPrices([[y, 1, ts]], 1, -(1 << 62), -1)
             return None
         levels = state.levels
-        level = levels[0] if len(levels) == 1 else min(levels, key=lambda lv: abs(y - lv[0]))
+        level = levels[0] if len(levels) == 1 else _nearest(levels, y)
         distance = y - level[0]
         n = state.n
         state.n = n + 1
@@ -191,7 +191,7 @@ class PriceOutliers:
             count = level[1]
             level[0] += (self.alpha if (count + 1) * self.alpha >= 1.0 else 1.0 / (count + 1)) * distance
             level[1] = count + 1
-            if ts > level[2]:
+            if ts > level[2]:  # (max() costs a call per price)
                 level[2] = ts
             if n >= self.warmup:
                 state.episode = -1  # a run of outliers is over
@@ -231,10 +231,9 @@ class PriceOutliers:
     def _recurs(self, state: _SkuPrices, y: float, ts: int) -> bool:
         """An error episode of outlier price ``y`` begins: True when it is the ``tier_episodes``-th."""
         candidates = state.candidates
-        near = min(candidates, key=lambda c: abs(y - c[0]), default=None)
+        near = _nearest(candidates, y) if candidates else None
         if near is None or abs(y - near[0]) > self.limit:
-            if len(candidates) >= self.max_levels:
-                candidates.remove(min(candidates, key=lambda c: c[2]))  # the one seen least recently
+            _make_room(candidates, self.max_levels)
             near = [y, 0, ts]
             candidates.append(near)
         near[1] += 1
@@ -245,8 +244,7 @@ class PriceOutliers:
         return True
 
     def _add_level(self, state: _SkuPrices, y: float, ts: int) -> None:
-        if len(state.levels) >= self.max_levels:
-            state.levels.remove(min(state.levels, key=lambda lv: lv[2]))  # the one seen least recently
+        _make_room(state.levels, self.max_levels)
         state.levels.append([y, 1, ts])
 
     def usual_price(self, sku: str) -> float | None:
@@ -261,6 +259,17 @@ class PriceOutliers:
 
     def __len__(self) -> int:
         return len(self._skus)
+
+
+def _nearest(prices: list[list[Any]], y: float) -> list[Any]:
+    """The level or candidate (``[log price, count, last seen]``, at least one) nearest log price ``y``."""
+    return min(prices, key=lambda p: abs(y - p[0]))
+
+
+def _make_room(prices: list[list[Any]], cap: int) -> None:
+    """Below ``cap`` entries: the one seen least recently gives way."""
+    if len(prices) >= cap:
+        prices.remove(min(prices, key=lambda p: p[2]))
 
 
 @pickled_as_call
