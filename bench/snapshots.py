@@ -164,7 +164,7 @@ def live(rate: int, seconds: int) -> None:
             row = dict.fromkeys(flow.shards, 0.0)
             for stage, shards in flow.shards.items():
                 for k, shard in enumerate(shards):
-                    store = flow.stores.get((stage, k)) or flow.stores.setdefault((stage, k), stores.open(stage, k))
+                    store = flow.store(stores, stage, k)
                     wall = time.perf_counter()
                     store.snapshot(shard)
                     row[stage] += (time.perf_counter() - wall) * 1_000

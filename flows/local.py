@@ -56,14 +56,16 @@ class LocalFlow:
 
     def snapshot(self, folder: Path) -> dict[tuple[str, int], bytes]:
         """Every shard's recovery snapshot (its header; entries go to stores in ``folder``)."""
-        stores, headers = EntityStores(folder), {}
-        for stage, shards in self.shards.items():
-            for k, shard in enumerate(shards):
-                store = self.stores.get((stage, k))
-                if store is None:
-                    store = self.stores[stage, k] = stores.open(stage, k)
-                headers[stage, k] = store.snapshot(shard)
-        return headers
+        stores = EntityStores(folder)
+        return {(stage, k): self.store(stores, stage, k).snapshot(shard)
+                for stage, shards in self.shards.items() for k, shard in enumerate(shards)}  # fmt: skip
+
+    def store(self, stores: EntityStores, stage: str, shard: int) -> EntityStore:
+        """The store shard ``shard`` of ``stage`` snapshots to (opened in ``stores`` the first time)."""
+        store = self.stores.get((stage, shard))
+        if store is None:
+            store = self.stores[stage, shard] = stores.open(stage, shard)
+        return store
 
     def restore(self, folder: Path, headers: dict[tuple[str, int], bytes]) -> None:
         """Replace every shard by what its snapshot in ``headers`` restores, as a restarted process would."""
