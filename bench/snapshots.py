@@ -82,7 +82,26 @@ def _owner(key: str, customers: set[str] | dict[str, Any]) -> str | None:
     return None
 
 
-def restart(folder: Path, spawned: float | None) -> None:
+def _entries_by_customer(dicts: list[TrackedDict[Any, Any]], keys: list[str]) -> dict[str, list[tuple[TrackedDict[Any, Any], Any]]]:
+    """Every entry of ``dicts`` keyed by a customer of ``keys``, by customer."""
+    owned: dict[str, list[tuple[TrackedDict[Any, Any], Any]]] = {key: [] for key in keys}
+    for tracked in dicts:
+        for key in dict.keys(tracked):
+            if isinstance(key, str):
+                owner = _owner(key, owned)
+                if owner is not None:
+                    owned[owner].append((tracked, key))
+    return owned
+
+
+def _touch(owned: dict[str, list[tuple[TrackedDict[Any, Any], Any]]], customers: list[str]) -> None:
+    """Change every entry of ``customers``, as their events would (marked changed, not rewritten)."""
+    for customer in customers:
+        for tracked, key in owned[customer]:
+            tracked.touch(key)
+
+
+def restart(folder: Path, spawned: float | None, touched: float) -> None:
     """A restarted process: restore every shard from ``folder``, push one event, report (with the
     wall time since ``spawned``, when its parent started it, if given)."""
     config = load_config()
@@ -100,15 +119,25 @@ def restart(folder: Path, spawned: float | None) -> None:
           f"({len(restarted.outputs)} outputs)")
     if spawned is not None:
         print(f"  the process from its start to its first output: {time.time() - spawned:.1f} s wall")
-    # Values of customers not seen since the restart stay pickled until first read (the daily
-    # churn tick reads them all): that deferred cost, all of it at once.
+    # The first snapshot after it, with ``touched`` of the customers changed (as in each round
+    # before the restart): the values of their entries are read from the store for it.
+    dicts = [tracked for shards in restarted.shards.values() for shard in shards for tracked in tracked_dicts(shard)]
+    keys = list(customer_profiles(restarted))
+    _touch(_entries_by_customer(dicts, keys), random.Random(8).sample(keys, int(len(keys) * touched)))
+    before = os.times()
+    restarted.snapshot(folder)
+    after = os.times()
+    print(f"  then a snapshot with {touched:.0%} of the customers changed: "
+          f"{after.user - before.user + after.system - before.system:.2f} s CPU")
+    # Values of customers not seen since the restart stay in the store until first read (the
+    # daily churn tick reads them all): that deferred cost, all of it at once.
     before = os.times()
     for shards in restarted.shards.values():
         for shard in shards:
             for tracked in tracked_dicts(shard):
                 tracked.load_all()
     after = os.times()
-    print(f"  then every value still pickled unpickled: {after.user - before.user + after.system - before.system:.1f} "
+    print(f"  then every value not read yet read: {after.user - before.user + after.system - before.system:.1f} "
           f"s CPU ({after.system - before.system:.1f} s in the kernel)")
 
 
@@ -131,7 +160,7 @@ def main() -> int:
     if args.live:
         live(args.rate, args.seconds)
     elif args.restart is not None:
-        restart(args.restart, args.spawned)
+        restart(args.restart, args.spawned, args.touched)
     elif args.build is not None:
         build(args, args.build)
     else:
@@ -139,8 +168,8 @@ def main() -> int:
         folder = args.keep or Path(tempfile.mkdtemp(prefix="cf-snapshots-"))
         try:
             subprocess.run([sys.executable, __file__, *sys.argv[1:], "--build", str(folder)], check=True)
-            subprocess.run([sys.executable, __file__, "--restart", str(folder), "--spawned", str(time.time())],
-                           check=True)  # fmt: skip
+            subprocess.run([sys.executable, __file__, "--restart", str(folder), "--spawned", str(time.time()),
+                            "--touched", str(args.touched)], check=True)  # fmt: skip
         finally:
             if args.keep is None:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -215,21 +244,13 @@ def build(args: argparse.Namespace, folder: Path) -> None:
     # What the customers' events would change: every entry of theirs (profiles, timers, ...),
     # for a new sample of customers at each snapshot, until old segments are being copied
     # forward (the steady state: superseded entries are a quarter of what is stored).
-    owned: dict[str, list[tuple[TrackedDict[Any, Any], Any]]] = {key: [] for key in keys}
-    for tracked in dicts:
-        for key in dict.keys(tracked):
-            if isinstance(key, str):
-                owner = _owner(key, owned)
-                if owner is not None:
-                    owned[owner].append((tracked, key))
+    owned = _entries_by_customer(dicts, keys)
     pick = random.Random(7)
     cpus: list[float] = []
     walls: list[float] = []
     copied: list[int] = []
     for _ in range(args.rounds):
-        for customer in pick.sample(keys, int(len(keys) * args.touched)):
-            for tracked, key in owned[customer]:
-                tracked.touch(key)
+        _touch(owned, pick.sample(keys, int(len(keys) * args.touched)))
         started, wall = time.process_time(), time.perf_counter()
         headers = flow.snapshot(folder)
         cpus.append(time.process_time() - started)

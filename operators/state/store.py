@@ -26,9 +26,12 @@ every header Bytewax may still hand back finds its entries; an older one is
 refused (:class:`StoreError`), never read wrongly.
 
 A restore reads the segments in bulk, and the values of a
-:class:`~operators.state.tracked.MutableTrackedDict` stay pickled until
-first read (see :mod:`operators.state.tracked`): a restarted shard is ready
-once it knows its keys, not once it has rebuilt every customer.
+:class:`~operators.state.tracked.MutableTrackedDict` stay in the store until
+first read (see :mod:`operators.state.tracked`): a segment keeps them apart
+from its keys (the ``vals`` column, after ``data``), so a restore reads the
+keys only, and the first read of a value reads its segment's. A restarted
+shard is ready once it knows its keys, not once it has read and rebuilt every
+customer.
 
 >>> import tempfile, pathlib
 >>> from operators.state.tracked import MutableTrackedDict
@@ -51,8 +54,11 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
+import weakref
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +80,7 @@ WAL_BYTES = 4 << 20
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS segments (
     seg INTEGER PRIMARY KEY, map INTEGER NOT NULL, gen INTEGER NOT NULL, size INTEGER NOT NULL,
-    copied INTEGER, data BLOB NOT NULL
+    copied INTEGER, data BLOB NOT NULL, vals BLOB
 );
 CREATE INDEX IF NOT EXISTS segments_by_map ON segments (map, copied);
 CREATE TABLE IF NOT EXISTS copies (seg INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
@@ -187,6 +193,7 @@ class _Write:
     deleted: list[Any] = field(default_factory=list)
     deleted_from: list[int] = field(default_factory=list)  # the segment of each deleted key's entry
     whole: bool = False  # every entry: what the store held of the dict before is superseded
+    apart: bool = False  # values pickled one by one (a MutableTrackedDict's): stored apart from the keys
 
 
 class EntityStore:
@@ -225,7 +232,17 @@ class EntityStore:
         self.safe_from: int = meta.get("safe_from", 0)
         self.next_map: int = meta.get("next_map", 1)
         self.next_seg: int = meta.get("next_seg", 1)
+        if not meta.get("vals"):
+            if "vals" not in {row[1] for row in self.db.execute("PRAGMA table_info(segments)")}:
+                # A store written before kept every value in ``data``; its segments read as they are.
+                self.db.execute("ALTER TABLE segments ADD COLUMN vals BLOB")
+            self._set_meta(vals=1)
         self.maps: dict[int, _Segments] = {}  # the dicts this store has written or read
+        # Restored dicts that may have values left in this store, by map id (weak: the dict holds
+        # the store, for reading them; not the other way round).
+        self.lazy: dict[int, weakref.ref[TrackedDict[Any, Any]]] = {}
+        self._restored_keys: dict[int, list[Any]] = {}  # a segment a restore left values in -> its keys
+        self._moved: list[tuple[TrackedDict[Any, Any], list[Any], int]] = []  # told once committed
         self.referenced: set[int] = set()  # the maps the last snapshot (or restore) referenced
         self.last_written = 0  # entries the last snapshot wrote (copied ones too)
         self.last_copied = 0  # of them, current entries copied forward from old segments
@@ -236,10 +253,11 @@ class EntityStore:
 
     def reset(self) -> None:
         """Forget everything: for a shard that starts afresh (no snapshot of it was committed)."""
+        self._read_left()
         self.db.executescript("BEGIN; DELETE FROM segments; DELETE FROM copies; DELETE FROM dropped; DELETE FROM meta; "
                               "INSERT INTO meta VALUES ('copies', 1); COMMIT;")  # fmt: skip
         self.gen, self.safe_from, self.next_map, self.next_seg = 0, 0, 1, 1
-        self.maps, self.referenced = {}, set()
+        self.maps, self.referenced, self._restored_keys = {}, set(), {}
 
     # -- snapshot ----------------------------------------------------------------------
 
@@ -254,6 +272,7 @@ class EntityStore:
         gen = self.gen + 1
         writes: dict[int, _Write] = {}
         db = self.db
+        self._moved = []
         written = copied = 0
         try:
             buffer = io.BytesIO()
@@ -280,11 +299,15 @@ class EntityStore:
             referenced = set(writes)
             db.executemany("INSERT OR REPLACE INTO dropped VALUES (?, ?)",
                            [(m, gen) for m in self.referenced - referenced])  # fmt: skip
+            self._read_left(self.referenced - referenced)  # their entries are deleted in time
             db.executemany("DELETE FROM dropped WHERE map = ?", [(m,) for m in referenced - self.referenced])
             self._collect(gen - self.retain)
             self._set_meta(gen=gen, next_map=self.next_map, next_seg=self.next_seg, safe_from=self.safe_from)
             db.execute("COMMIT")
             self.log.after_commit()
+            for tracked, keys, seg in self._moved:
+                tracked.moved(keys, seg)  # entries copied forward: their old segments go in time
+            self._moved = []
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -302,6 +325,7 @@ class EntityStore:
         segments = self.maps.get(map_id)
         write = _Write()
         keys, seqs, values = write.keys, write.seqs, write.values
+        write.apart = tracked.mutable
         if changed is None or segments is None:  # never stored here (or not known to be): afresh
             self.maps[map_id] = _Segments()
             write.whole = True
@@ -349,8 +373,8 @@ class EntityStore:
             if not segments.drop(seg):
                 continue  # nothing in it is current: not read at all
             read += entries
-            (data,) = self.db.execute("SELECT data FROM segments WHERE seg = ?", (seg,)).fetchone()
-            keys, seqs, values, _ = pickle.loads(data)
+            keys, seqs, values = self._entries(seg)
+            self._restored_keys.pop(seg, None)  # its values left in the store are read where copied
             top = seg << _SEQ_BITS
             for key, seq, value in zip(keys, seqs, values, strict=True):
                 if where.get(key) == top | seq and key not in in_write:
@@ -375,6 +399,7 @@ class EntityStore:
                 segments.drop(seg)
                 segments.stored -= entries
                 dropped.append((seg, gen))
+                self._restored_keys.pop(seg, None)
             else:
                 kept.append((seg, entries))
         segments.live = kept
@@ -387,7 +412,7 @@ class EntityStore:
         total = len(write.keys)
         if total == 0 and not write.deleted:
             return 0
-        rows = []
+        rows: list[tuple[int, int, int, int, bytes, bytes | None]] = []
         step = self.segment
         for start in range(0, max(total, 1), step):
             seg = self.next_seg
@@ -404,12 +429,53 @@ class EntityStore:
             if start == 0:
                 for target in write.deleted_from:
                     segments.deletes(seg, target)
-            data = pickle.dumps((keys, seqs, write.values[start : start + step], deleted), protocol=_PROTOCOL)
-            rows.append((seg, map_id, gen, len(keys) + len(deleted), data))
+            values = write.values[start : start + step]
+            if write.apart:
+                data = pickle.dumps((keys, seqs, None, deleted), protocol=_PROTOCOL)
+                rows.append((seg, map_id, gen, len(keys) + len(deleted), data,
+                             pickle.dumps(values, protocol=_PROTOCOL)))  # fmt: skip
+                if (tracked := self._lazy(map_id)) is not None:
+                    self._moved.append((tracked, keys, seg))
+            else:
+                data = pickle.dumps((keys, seqs, values, deleted), protocol=_PROTOCOL)
+                rows.append((seg, map_id, gen, len(keys) + len(deleted), data, None))
             segments.live.append((seg, len(keys)))
             segments.stored += len(keys)
-        self.db.executemany("INSERT INTO segments VALUES (?, ?, ?, ?, NULL, ?)", rows)
+        self.db.executemany("INSERT INTO segments (seg, map, gen, size, data, vals) VALUES (?, ?, ?, ?, ?, ?)", rows)
         return total + len(write.deleted)
+
+    def _entries(self, seg: int) -> tuple[list[Any], list[int], list[Any]]:
+        """Segment ``seg``'s keys, their positions and their values (pickled, for a mutable dict's)."""
+        row = self.db.execute("SELECT data, vals FROM segments WHERE seg = ?", (seg,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
+        keys, seqs, values, _ = pickle.loads(row[0])
+        return keys, seqs, values if row[1] is None else pickle.loads(row[1])
+
+    def _values(self, seg: int) -> Iterator[tuple[Any, bytes]]:
+        """What a restored dict reads a value left in the store with: its segment's keys and values."""
+        keys = self._restored_keys.pop(seg, None)
+        if keys is None:  # copied forward since the restore
+            keys, _, values = self._entries(seg)
+        else:  # the keys the restore read: only the values are read again
+            row = self.db.execute("SELECT vals FROM segments WHERE seg = ?", (seg,)).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
+            values = pickle.loads(row[0])
+        return zip(keys, values, strict=True)
+
+    def _lazy(self, map_id: int) -> TrackedDict[Any, Any] | None:
+        ref = self.lazy.get(map_id)
+        return None if ref is None else ref()
+
+    def _read_left(self, map_ids: Any = None) -> None:
+        """Read every value the restored dicts ``map_ids`` (all: None) left in the store, which is
+        about to delete their segments."""
+        for map_id in list(self.lazy) if map_ids is None else map_ids:
+            tracked = self._lazy(map_id)
+            self.lazy.pop(map_id, None)
+            if tracked is not None:
+                tracked.load_all()
 
     def _collect(self, old: int) -> None:
         """Delete what no restore at generation ``old`` or later reads: segments copied forward by
@@ -450,7 +516,7 @@ class EntityStore:
         db.execute("DELETE FROM dropped WHERE gen > ?", (gen,))
         self._set_meta(gen=gen)
         db.execute("COMMIT")
-        self.gen, self.maps, self.referenced = gen, {}, set()
+        self.gen, self.maps, self.referenced, self.lazy, self._restored_keys = gen, {}, set(), {}, {}
         with collector_paused():
             return _GraphUnpickler(io.BytesIO(header.graph), self).load()
 
@@ -462,12 +528,15 @@ class EntityStore:
         stored: dict[Any, Any] = {}
         top = -1
         rows = self.db.execute(
-            "SELECT seg, size, data FROM segments WHERE map = ? AND seg NOT IN (SELECT seg FROM copies) ORDER BY seg",
+            "SELECT seg, data FROM segments WHERE map = ? AND seg NOT IN (SELECT seg FROM copies) ORDER BY seg",
             (map_id,),
         )
         current = segments.current
-        for seg, _, data in rows:
+        for seg, data in rows:
             keys, seqs, values, deleted = pickle.loads(data)
+            if values is None:  # stored apart, read when first needed: meanwhile, where they are
+                values = repeat(seg, len(keys))
+                self._restored_keys[seg] = keys
             high = seg << _SEQ_BITS
             current[seg] = 0  # live; its current entries are counted when first needed
             for key in deleted:
@@ -483,9 +552,11 @@ class EntityStore:
             segments.stored += len(keys)
         # Counting is a pass over every key: left to the first snapshot that changes the dict.
         segments.counted, segments.maybe_dead = False, True
-        tracked = cls.restored(_in_position_order(where, top + 1), stored)
+        tracked = cls.restored(_in_position_order(where, top + 1), stored, self._values)
         tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
         self.referenced.add(map_id)
+        if cls.mutable:
+            self.lazy[map_id] = weakref.ref(tracked)
         return tracked
 
 

@@ -16,8 +16,11 @@ says so with :meth:`TrackedDict.touch`.
 A restored :class:`MutableTrackedDict` holds its values pickled, as they were
 stored, and unpickles each on its first read (iterating its items or values
 unpickles all that are left); its keys, their order and ``len`` are there
-from the start. Copy one with ``copy()``: ``dict(d)`` reads the values in C,
-past the unpickling, and would copy the placeholders of those not read yet.
+from the start. A store may leave them in the store until then: the dict then
+holds, for such a key, the number of the segment its entry is in, and reads
+the segment's values from its *source* on the first read of any of them. Copy
+one with ``copy()``: ``dict(d)`` reads the values in C, past the unpickling,
+and would copy the placeholders of those not read yet.
 
 >>> profiles = MutableTrackedDict()
 >>> profiles["c1"] = {"orders": 0}
@@ -35,7 +38,7 @@ past the unpickling, and would copy the placeholders of those not read yet.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
@@ -52,7 +55,8 @@ _MISSING: Any = object()
 
 
 class _Unloaded:
-    """The value of a restored entry not unpickled yet (its bytes are in ``TrackedDict._packed``)."""
+    """The value of a restored entry not unpickled yet (its bytes, or the segment holding them, are
+    in ``TrackedDict._packed``)."""
 
     __slots__ = ()
 
@@ -66,6 +70,9 @@ class _Unloaded:
 UNLOADED: Any = _Unloaded()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
+#: Reads one segment of a store: its keys, each with its value's pickled bytes.
+Source = Callable[[int], Iterable[tuple[Any, bytes]]]
+
 
 class TrackedDict(dict[K, V]):
     """A ``dict`` that records the keys written or deleted since :meth:`take_changes` (see the
@@ -77,7 +84,7 @@ class TrackedDict(dict[K, V]):
     ``store_id`` names the store that holds it and its id there (None: not stored yet).
     """
 
-    __slots__ = ("_packed", "added", "changed", "next_seq", "store_id")
+    __slots__ = ("__weakref__", "_packed", "_source", "added", "changed", "next_seq", "store_id")
     mutable: ClassVar[bool] = False  # whether a read counts as a change (MutableTrackedDict)
 
     def __init__(self, items: Iterable[tuple[K, V]] = ()) -> None:
@@ -86,7 +93,9 @@ class TrackedDict(dict[K, V]):
         self.added: dict[K, None] = {}
         self.next_seq = 0  # the store's position for the next inserted key
         self.store_id: tuple[str, int] | None = None
-        self._packed: dict[K, bytes] = {}  # pickled values of keys not read since a restore
+        # Keys not read since a restore: the pickled value, or the segment of ``_source`` holding it.
+        self._packed: dict[K, bytes | int] = {}
+        self._source: Source | None = None
 
     # -- writes ----------------------------------------------------------------------
 
@@ -120,14 +129,14 @@ class TrackedDict(dict[K, V]):
             return dict.pop(self, key) if default is _MISSING else default
         value = dict.pop(self, key)
         if value is UNLOADED:
-            value = pickle.loads(self._packed[key])
+            value = pickle.loads(self._raw(key))
         self._removed(key)
         return value
 
     def popitem(self) -> tuple[K, V]:
         key, value = dict.popitem(self)
         if value is UNLOADED:
-            value = pickle.loads(self._packed[key])
+            value = pickle.loads(self._raw(key))
         self._removed(key)
         return key, value
 
@@ -154,20 +163,53 @@ class TrackedDict(dict[K, V]):
 
     # -- values stored pickled (a restored MutableTrackedDict) ---------------------------
 
+    def _raw(self, key: K) -> bytes:
+        """The pickled value of ``key``, not read since a restore (its segment read if need be)."""
+        raw = self._packed[key]
+        if type(raw) is int:
+            self._fetch(raw)
+            raw = self._packed[key]
+        return raw  # type: ignore[return-value]
+
+    def _fetch(self, seg: int) -> None:
+        """Read segment ``seg``: the pickled values of the keys whose entries it holds."""
+        assert self._source is not None, "a value left in a store, but no store to read it from"
+        packed = self._packed
+        for key, raw in self._source(seg):
+            if packed.get(key) == seg:  # else not its current entry, or read already
+                packed[key] = raw
+
     def _load(self, key: K) -> Any:
         """The value of ``key``, not read since a restore: unpickled, and put in its place."""
-        value = pickle.loads(self._packed.pop(key))
+        raw = self._raw(key)
+        del self._packed[key]
+        value = pickle.loads(raw)
         dict.__setitem__(self, key, value)
         return value
 
     def load_all(self) -> None:
         """Unpickle every value not read yet (iterating items or values does this first)."""
         packed, loads, put = self._packed, pickle.loads, dict.__setitem__
-        take = packed.popitem  # each pickle freed as its value is built: memory reused, not new
         with collector_paused():
+            if self._source is not None:  # values left in the store: read segment by segment
+                for seg in sorted({at for at in packed.values() if type(at) is int}):
+                    for key, raw in self._source(seg):
+                        if packed.get(key) == seg:
+                            del packed[key]
+                            put(self, key, loads(raw))
+            take = packed.popitem  # each pickle freed as its value is built: memory reused, not new
             while packed:
-                key, raw = take()
-                put(self, key, loads(raw))
+                key, pickled = take()
+                put(self, key, loads(pickled))  # type: ignore[arg-type]
+
+    def moved(self, keys: Iterable[K], seg: int) -> None:
+        """The entries of ``keys`` were copied to segment ``seg``: values left in the store are read there."""
+        packed = self._packed
+        if not packed:
+            return
+        for key in keys:
+            if type(packed.get(key)) is int:
+                packed[key] = seg
 
     def items(self) -> dict_items[K, V]:
         if self._packed:
@@ -203,16 +245,18 @@ class TrackedDict(dict[K, V]):
         get = dict.__getitem__
         if not self.mutable:
             return [get(self, key) for key in keys]
-        dumps, packed = pickle.dumps, self._packed
-        return [packed[key] if (value := get(self, key)) is UNLOADED else dumps(value, _PROTOCOL) for key in keys]
+        dumps, raw = pickle.dumps, self._raw
+        return [raw(key) if (value := get(self, key)) is UNLOADED else dumps(value, _PROTOCOL) for key in keys]
 
     @classmethod
-    def restored(cls, keys: list[K], stored: dict[K, Any]) -> TrackedDict[K, V]:
-        """A dict of ``keys``, in this order, with their values as :meth:`stored_values` gave."""
+    def restored(cls, keys: list[K], stored: dict[K, Any], source: Source | None = None) -> TrackedDict[K, V]:
+        """A dict of ``keys``, in this order, with their values as :meth:`stored_values` gave (for a
+        mutable one: or the segment that holds them, read from ``source`` when first needed)."""
         tracked = cls()
         if cls.mutable:
             dict.update(tracked, zip(keys, repeat(UNLOADED)))
             tracked._packed = stored
+            tracked._source = source
         else:
             dict.update(tracked, zip(keys, map(stored.__getitem__, keys), strict=True))
         tracked.changed = set()
