@@ -133,8 +133,9 @@ class PriceOutliers:
     times the normal weight by its nearest level; ``cooldown_ms``: one finding per error
     *episode* of a SKU, which ends when no outlier price of it was seen for this much event
     time and a usual price was seen since (an error lasting hours is one alert, not one per
-    hour); outlier prices only, for ``rebase_ms``, are a price change: the price becomes the
-    SKU's only level.
+    hour); outlier prices only, for ``rebase_ms``, are a price change: the price becomes a
+    level too (the others stay: on a SKU sold a few times a week, a day of only its bulk
+    price is not the end of its retail price).
 
     >>> prices = PriceOutliers(deviation=0.5, warmup=3)
     >>> [prices.score_one("A", p, ts) for ts, p in enumerate([10.0, 21.0, 10.0, 20.0])]  # two regular prices
@@ -209,8 +210,9 @@ class PriceOutliers:
             self._add_level(state, y, ts)
             state.episode = -1
             return None
-        if ts - state.episode >= self.rebase_ms:  # only outliers for a day: a price change, the new usual price
-            state.levels, state.candidates, state.episode = [[y, 1, ts]], [], -1
+        if ts - state.episode >= self.rebase_ms:  # only outliers for a day: a price change, a new usual price
+            self._add_level(state, y, ts)
+            state.episode = -1
             state.last_outlier = max(state.last_outlier, ts)
             return None
         finding = None

@@ -230,6 +230,21 @@ def test_a_second_regular_price_stops_alerting_once_it_recurs_but_errors_still_a
     assert prices.score_one("A", 33.0, 41 * 24 * HOUR).kind == "price_high"  # type: ignore[union-attr]
 
 
+def test_a_price_change_adds_a_usual_price_and_keeps_the_others() -> None:
+    """A day of only a new price (a sparse SKU's bulk price, sold on two days running) makes it
+    usual; the price it had before stays usual too (UCI: 0.65 retail, 0.19 bulk)."""
+    prices = PriceOutliers(deviation=0.5, warmup=5, cooldown_ms=HOUR)
+    for ts in range(10):
+        assert prices.score_one("A", 0.65, ts * HOUR) is None
+    day = 24 * HOUR
+    first = prices.score_one("A", 0.19, 2 * day)
+    assert first is not None and first.kind == "price_low"
+    assert prices.score_one("A", 0.19, 3 * day + HOUR) is None  # only 0.19 for a day: a price change
+    assert [round(p, 2) for p in prices.usual_prices("A")] == [0.19, 0.65]
+    assert prices.score_one("A", 0.65, 4 * day) is None  # still a usual price, not a "price_high"
+    assert prices.score_one("A", 0.19, 5 * day) is None
+
+
 def test_regular_prices_seen_in_the_warm_up_never_alert() -> None:
     prices = PriceOutliers(deviation=0.5, warmup=5)
     for ts, price in enumerate([2.0, 5.0, 2.1, 12.0, 5.2] + [2.0, 5.0, 12.0] * 100):
