@@ -323,6 +323,12 @@ def _number(minimum: float, maximum: float = math.inf) -> Callable[[str, Any], f
     return parse_number(minimum, maximum, exclusive_min=True)
 
 
+def _skus(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise fail(key, "a list of SKUs (non-empty strings)", value)
+    return tuple(value)
+
+
 def _measures(key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or any(v not in ANOMALY_MEASURES for v in value):
         raise fail(key, f"a list of {', '.join(ANOMALY_MEASURES)}", value)
@@ -332,7 +338,8 @@ def _measures(key: str, value: Any) -> tuple[str, ...]:
 def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
     # Keys added with the count tests are optional: older config files keep working.
     defaults = {"count_measures": ["orders", "sessions"], "context_measures": [], "count_nats": 3.0,
-                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4}
+                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4,
+                "unpriced_skus": []}
     values = take(
         {**defaults, **raw},
         "anomaly",
@@ -359,6 +366,7 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
             "price_deviation": _number(0.0),
             "price_warmup": parse_int(0),
             "outlier_cooldown": parse_duration,
+            "unpriced_skus": _skus,
         },
     )
     return AnomalyConfig(
@@ -367,7 +375,7 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
         values["min_sessions"], values["basket_z"], values["basket_warmup"],
         values["price_deviation"], values["price_warmup"], values["outlier_cooldown"], values["count_measures"],
         values["context_measures"], values["count_nats"], values["checkout_nats"], values["count_drop"],
-        values["count_spike"], values["episode_quiet"],
+        values["count_spike"], values["episode_quiet"], values["unpriced_skus"],
     )  # fmt: skip
 
 

@@ -44,6 +44,7 @@ def anomaly_settings(config: Config) -> AnomalySettings:
         count_drop=a.count_drop,
         count_spike=a.count_spike,
         episode_quiet=a.episode_quiet,
+        unpriced_skus=frozenset(a.unpriced_skus),
     )
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -115,7 +115,8 @@ class AnomalySettings:
     ``suppress_k`` the :class:`AlarmGate`'s ``k`` (windows); a group goes idle after
     ``idle_windows`` empty windows in a row; ``conversion`` is scored only in
     windows with ``min_sessions`` sessions; ``store_hours`` lists configured
-    stores (others are scored at every hour).
+    stores (others are scored at every hour); the prices of ``unpriced_skus``
+    (postage, fees, manual lines: no regular price) are not checked.
     """
 
     window_ms: int = 15 * 60_000
@@ -143,6 +144,7 @@ class AnomalySettings:
     episode_quiet: int = 4
     checkout_test: bool = True
     checkout_nats: float = 2.5
+    unpriced_skus: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -257,8 +259,10 @@ class Anomalies:
     def reconfigure(self, fresh: Anomalies) -> tuple[str, ...]:
         """Restored: take the flow's group placement from ``fresh`` (it routes events by it; a
         directory keeps the one its state was written with); keep the settings the state was
-        written with, returning those that differ."""
+        written with (but ``unpriced_skus``, taken from ``fresh``), returning those that differ."""
         self.placed_groups = fresh.placed_groups
+        # Which SKUs are checked is a filter, not learned state: the config as it is now.
+        self.settings = replace(self.settings, unpriced_skus=fresh.settings.unpriced_skus)
         return changed_settings(self.settings, fresh.settings)
 
     # -- events -----------------------------------------------------------------
@@ -293,8 +297,9 @@ class Anomalies:
         store = event.body.get("store_id", "online")
         if kind != "add_to_cart" and kind != "product_view" and self._owns_group(channel):
             outputs.extend(self._check_basket(event, channel, store))
+        unpriced = self.settings.unpriced_skus
         for sku, price in priced_skus(event):
-            if self._owns(sku):
+            if self._owns(sku) and sku not in unpriced:
                 finding = self.prices.score_one(sku, price, event.ts)
                 if finding is not None:
                     value = self._alert("price:" + sku, event.ts, event.ts, finding.observed, finding.expected,

@@ -39,3 +39,4 @@ class AnomalyConfig:
     count_drop: float = 0.2
     count_spike: float = 2.5
     episode_quiet: int = 4
+    unpriced_skus: tuple[str, ...] = ()

@@ -267,6 +267,26 @@ def test_regular_prices_alert_at_most_twice_each(levels: int, picks: list[tuple[
     assert alerts <= 2 * (levels - 1)
 
 
+def test_unpriced_skus_are_not_price_checked_and_a_restart_takes_the_list_as_configured() -> None:
+    def till(i: int, price: float) -> Event:  # postage at whatever it costs, SKU "A" at 10
+        return Event(f"s{i}", "sale", "pos", i * HOUR, {"store_id": "S1", "receipt_id": f"r{i}", "total": 1.0,
+                                                       "lines": [{"sku": "POST", "qty": 1, "unit_price": price},
+                                                                 {"sku": "A", "qty": 1, "unit_price": 10.0}]})
+
+    def alerted(domain: Anomalies, events: list[Event]) -> set[str]:
+        shard = DomainShard(domain, upstreams=1)
+        return {o.value["sku"] for e in events for o in shard.on_event(e) if "sku" in o.value}
+
+    odd = [till(i, 18.0 if i < 10 else 400.0) for i in range(12)] + [till(12, 18.0)]
+    assert alerted(Anomalies(AnomalySettings()), odd) == {"POST"}
+    exempt = Anomalies(AnomalySettings(unpriced_skus=frozenset({"POST"})))
+    assert alerted(exempt, odd) == set()
+    # Restored, the domain keeps the settings its state was built with, but not this list.
+    restored = pickle.loads(pickle.dumps(exempt))
+    assert restored.reconfigure(Anomalies(AnomalySettings())) == ()
+    assert alerted(restored, [till(20 + i, 18.0) for i in range(6)] + [till(30, 900.0)]) == {"POST"}
+
+
 def test_price_state_written_before_levels_restores_and_keeps_working() -> None:
     old = PriceOutliers.__new__(PriceOutliers)
     fresh = PriceOutliers(deviation=0.5, warmup=5, cooldown_ms=HOUR)

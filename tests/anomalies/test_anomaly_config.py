@@ -46,6 +46,13 @@ def test_environment_overrides_anomaly_keys() -> None:
     assert (config.anomaly.window_ms, config.anomaly.detector, config.anomaly.threshold) == (300_000, "hst", 0.9)
 
 
+def test_unpriced_skus_from_the_environment_or_none_when_a_file_leaves_them_out(doc: Doc) -> None:
+    config = load_config(environ={"CHANNELFLOW_ANOMALY__UNPRICED_SKUS": '["POST", "BANK CHARGES"]'})
+    assert anomaly_settings(config).unpriced_skus == frozenset({"POST", "BANK CHARGES"})
+    del doc["anomaly"]["unpriced_skus"]  # a file written before the key
+    assert from_mapping(doc).anomaly.unpriced_skus == ()
+
+
 def test_config_detectors_are_the_operators_detectors() -> None:
     assert set(ANOMALY_DETECTORS) == set(DETECTORS)
 
@@ -66,6 +73,8 @@ def test_config_detectors_are_the_operators_detectors() -> None:
         ("outlier_cooldown", "often", "anomaly.outlier_cooldown: expected a duration"),
         ("count_measures", ["orders", "profit"], "anomaly.count_measures: expected a list of orders"),
         ("count_drop", 1.5, "anomaly.count_drop: expected a number > 0 and <= 0.99, got 1.5"),
+        ("unpriced_skus", "POST", "anomaly.unpriced_skus: expected a list of SKUs"),
+        ("unpriced_skus", ["POST", ""], "anomaly.unpriced_skus: expected a list of SKUs"),
     ],
 )
 def test_bad_values_name_their_key(doc: Doc, key: str, value: Any, message: str) -> None:
