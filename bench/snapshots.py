@@ -10,9 +10,10 @@ changed, as events would change them, and a snapshot is timed: that is what
 every snapshot interval costs, in the end with old segments being copied
 forward too (the store's steady state). Last, once that process has exited, a
 new one restores every shard from the stores and pushes one event through: the
-time to that first output, from the restore and from the process's start
-(and, apart, the unpickling of every value a restore leaves pickled until
-first read). The baseline, measured in the same run on the simulated customers
+time to that first output, from the restore and from the process's start; then
+one more snapshot with ``--touched`` of the customers changed (the values of
+their entries are read from the store for it), and, apart, the reading of
+every value the restore left in the store until first read. The baseline, measured in the same run on the simulated customers
 and scaled linearly to the grown state, is a snapshot as it was before
 snapshots were incremental: every shard pickled whole (and unpickled, for a
 restart). Figures are CPU seconds (user and system) and wall seconds.
