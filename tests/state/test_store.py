@@ -361,16 +361,26 @@ def test_any_history_restores_to_the_state_of_the_snapshot_resumed_from(tmp_path
     assert _state(live) == list(model.items())
 
 
-def test_values_left_in_the_store_are_read_where_copying_forward_moved_them(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite3"
-    store = EntityStore(path, retain=2, segment=4)
-    profiles: MutableTrackedDict[str, list[int]] = MutableTrackedDict((f"c{n}", [n]) for n in range(40))
-    header = store.snapshot([profiles])
-    restarted = EntityStore(path, retain=2, segment=4)
+#: What ``_restarted_and_rewritten`` leaves: every fourth key as it was, the others doubled.
+_REWRITTEN = [(f"c{n}", [n] if n % 4 == 3 else [n, n]) for n in range(40)]
+
+
+def _restarted_and_rewritten(path: Path, retain: int) -> tuple[EntityStore, MutableTrackedDict[str, list[int]]]:
+    """40 profiles stored, restored in a new store (values left in it, segments of 4), then three of
+    every four replaced without being read: the fourth's entries are copied forward by the next
+    snapshots."""
+    store = EntityStore(path, retain=retain, segment=4)
+    header = store.snapshot([MutableTrackedDict((f"c{n}", [n]) for n in range(40))])
+    restarted = EntityStore(path, retain=retain, segment=4)
     restored = restarted.restore(header)[0]
-    for n in range(40):  # three of every four keys replaced (not read): the fourth is copied forward
+    for n in range(40):
         if n % 4 != 3:
             restored[f"c{n}"] = [n, n]
+    return restarted, restored
+
+
+def test_values_left_in_the_store_are_read_where_copying_forward_moved_them(tmp_path: Path) -> None:
+    restarted, restored = _restarted_and_rewritten(tmp_path / "s.sqlite3", retain=2)
     for _ in range(12):  # a segment copied forward at each (what they write is less)
         restarted.snapshot([restored])
     first = restarted.db.execute("SELECT MIN(seg) FROM segments").fetchone()[0]
@@ -378,21 +388,14 @@ def test_values_left_in_the_store_are_read_where_copying_forward_moved_them(tmp_
     assert dict.__getitem__(restored, "c3") is UNLOADED  # never read since the restore; was in segment 1
     assert restored["c3"] == [3] and restored.get("c7") == [7] and restored.pop("c39") == [39]
     restored["c39"] = [39]
-    assert _state(restored) == [(f"c{n}", [n] if n % 4 == 3 else [n, n]) for n in range(40)]
+    assert _state(restored) == _REWRITTEN
 
 
 def test_a_snapshot_that_failed_after_copying_forward_leaves_values_where_they_were(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "s.sqlite3"
-    store = EntityStore(path, retain=1, segment=4)
-    profiles: MutableTrackedDict[str, list[int]] = MutableTrackedDict((f"c{n}", [n]) for n in range(40))
-    header = store.snapshot([profiles])
-    restarted = EntityStore(path, retain=1, segment=4)
-    restored = restarted.restore(header)[0]
-    for n in range(40):
-        if n % 4 != 3:
-            restored[f"c{n}"] = [n, n]
+    restarted, restored = _restarted_and_rewritten(path, retain=1)
     restarted.snapshot([restored])
 
     def fail(old: int) -> None:
@@ -404,9 +407,8 @@ def test_a_snapshot_that_failed_after_copying_forward_leaves_values_where_they_w
             restarted.snapshot([restored])
     for _ in range(12):
         header = restarted.snapshot([restored])
-    expected = [(f"c{n}", [n] if n % 4 == 3 else [n, n]) for n in range(40)]
-    assert _state(EntityStore(path).restore(header)[0]) == expected
-    assert _state(restored) == expected
+    assert _state(EntityStore(path).restore(header)[0]) == _REWRITTEN
+    assert _state(restored) == _REWRITTEN
 
 
 def test_a_store_written_before_values_were_kept_apart_restores_and_keeps_working(tmp_path: Path) -> None:
