@@ -28,8 +28,9 @@ refused (:class:`StoreError`), never read wrongly.
 A restore reads the segments in bulk, and the values of a
 :class:`~operators.state.tracked.MutableTrackedDict` stay in the store until
 first read (see :mod:`operators.state.tracked`): a segment keeps them apart
-from its keys (the ``vals`` column, after ``data``), so a restore reads the
-keys only, and the first read of a value reads its segment's. A restarted
+from its keys (the ``vals`` column, after ``data``: the values' ends, then the
+values end to end), so a restore reads the keys only; the first read of a value
+reads its segment's, kept until they are all read. A restarted
 shard is ready once it knows its keys, not once it has read and rebuilt every
 customer.
 
@@ -54,6 +55,7 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
+import struct
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -242,6 +244,7 @@ class EntityStore:
         # the store, for reading them; not the other way round).
         self.lazy: dict[int, weakref.ref[TrackedDict[Any, Any]]] = {}
         self._restored_keys: dict[int, list[Any]] = {}  # a segment a restore left values in -> its keys
+        self._read: dict[int, _Values] = {}  # segments whose values restored dicts have begun to read
         self._moved: list[tuple[TrackedDict[Any, Any], list[Any], int]] = []  # told once committed
         self.referenced: set[int] = set()  # the maps the last snapshot (or restore) referenced
         self.last_written = 0  # entries the last snapshot wrote (copied ones too)
@@ -257,7 +260,7 @@ class EntityStore:
         self.db.executescript("BEGIN; DELETE FROM segments; DELETE FROM copies; DELETE FROM dropped; DELETE FROM meta; "
                               "INSERT INTO meta VALUES ('copies', 1); COMMIT;")  # fmt: skip
         self.gen, self.safe_from, self.next_map, self.next_seg = 0, 0, 1, 1
-        self.maps, self.referenced, self._restored_keys = {}, set(), {}
+        self.maps, self.referenced, self._restored_keys, self._read = {}, set(), {}, {}
 
     # -- snapshot ----------------------------------------------------------------------
 
@@ -374,7 +377,7 @@ class EntityStore:
                 continue  # nothing in it is current: not read at all
             read += entries
             keys, seqs, values = self._entries(seg)
-            self._restored_keys.pop(seg, None)  # its values left in the store are read where copied
+            self._forget(seg)  # its values left in the store are read where they are copied to
             top = seg << _SEQ_BITS
             for key, seq, value in zip(keys, seqs, values, strict=True):
                 if where.get(key) == top | seq and key not in in_write:
@@ -399,7 +402,7 @@ class EntityStore:
                 segments.drop(seg)
                 segments.stored -= entries
                 dropped.append((seg, gen))
-                self._restored_keys.pop(seg, None)
+                self._forget(seg)
             else:
                 kept.append((seg, entries))
         segments.live = kept
@@ -432,8 +435,7 @@ class EntityStore:
             values = write.values[start : start + step]
             if write.apart:
                 data = pickle.dumps((keys, seqs, None, deleted), protocol=_PROTOCOL)
-                rows.append((seg, map_id, gen, len(keys) + len(deleted), data,
-                             pickle.dumps(values, protocol=_PROTOCOL)))  # fmt: skip
+                rows.append((seg, map_id, gen, len(keys) + len(deleted), data, _Values.pack(values)))
                 if (tracked := self._lazy(map_id)) is not None:
                     self._moved.append((tracked, keys, seg))
             else:
@@ -450,19 +452,38 @@ class EntityStore:
         if row is None:
             raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
         keys, seqs, values, _ = pickle.loads(row[0])
-        return keys, seqs, values if row[1] is None else pickle.loads(row[1])
+        return keys, seqs, values if row[1] is None else _Values(keys, row[1]).all()
 
-    def _values(self, seg: int) -> Iterator[tuple[Any, bytes]]:
-        """What a restored dict reads a value left in the store with: its segment's keys and values."""
+    # -- the values a restore left in the store (a restored dict's Source) -----------------
+
+    def read(self, seg: int, key: Any) -> bytes:
+        """The pickled value of ``key`` in segment ``seg`` (whose values are read once, and kept
+        until they are all read)."""
+        values = self._read.get(seg)
+        if values is None:
+            values = self._read[seg] = self._values_of(seg)
+        return values.of(key)
+
+    def read_all(self, seg: int) -> Iterator[tuple[Any, bytes]]:
+        """Every key of segment ``seg`` with its pickled value; the segment's values are not kept."""
+        values = self._read.pop(seg, None) or self._values_of(seg)
+        self._restored_keys.pop(seg, None)
+        return zip(values.keys, values.all(), strict=True)
+
+    def _values_of(self, seg: int) -> _Values:
         keys = self._restored_keys.pop(seg, None)
-        if keys is None:  # copied forward since the restore
-            keys, _, values = self._entries(seg)
-        else:  # the keys the restore read: only the values are read again
-            row = self.db.execute("SELECT vals FROM segments WHERE seg = ?", (seg,)).fetchone()
-            if row is None:
-                raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
-            values = pickle.loads(row[0])
-        return zip(keys, values, strict=True)
+        # The keys the restore read: only the values are read now (else it was copied forward
+        # since the restore, and its keys are read too).
+        columns = "vals" if keys is not None else "vals, data"
+        row = self.db.execute(f"SELECT {columns} FROM segments WHERE seg = ?", (seg,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
+        return _Values(keys if keys is not None else pickle.loads(row[1])[0], row[0])
+
+    def _forget(self, seg: int) -> None:
+        """Segment ``seg`` is read no more (copied forward or dropped): what was kept of it goes."""
+        self._restored_keys.pop(seg, None)
+        self._read.pop(seg, None)
 
     def _lazy(self, map_id: int) -> TrackedDict[Any, Any] | None:
         ref = self.lazy.get(map_id)
@@ -516,7 +537,8 @@ class EntityStore:
         db.execute("DELETE FROM dropped WHERE gen > ?", (gen,))
         self._set_meta(gen=gen)
         db.execute("COMMIT")
-        self.gen, self.maps, self.referenced, self.lazy, self._restored_keys = gen, {}, set(), {}, {}
+        self.gen, self.maps, self.referenced, self.lazy = gen, {}, set(), {}
+        self._restored_keys, self._read = {}, {}
         with collector_paused():
             return _GraphUnpickler(io.BytesIO(header.graph), self).load()
 
@@ -552,12 +574,60 @@ class EntityStore:
             segments.stored += len(keys)
         # Counting is a pass over every key: left to the first snapshot that changes the dict.
         segments.counted, segments.maybe_dead = False, True
-        tracked = cls.restored(_in_position_order(where, top + 1), stored, self._values)
+        tracked = cls.restored(_in_position_order(where, top + 1), stored, self)
         tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
         self.referenced.add(map_id)
         if cls.mutable:
             self.lazy[map_id] = weakref.ref(tracked)
         return tracked
+
+
+class _Values:
+    """A segment's pickled values as stored apart from its keys: ``b"\\0"``, each value's end
+    (little-endian 64-bit), then the values end to end (a pickled list, as this layout's first
+    version wrote them, is read too). One bytes object per segment, sliced as values are read."""
+
+    __slots__ = ("_blob", "_ends", "_index", "_list", "keys")
+
+    def __init__(self, keys: list[Any], blob: bytes) -> None:
+        self.keys = keys
+        self._blob = blob
+        self._index: dict[Any, int] | None = None
+        self._list: list[bytes] | None = None
+        self._ends: tuple[int, ...] = ()
+        if blob[:1] == b"\0":
+            self._ends = struct.unpack_from(f"<{len(keys)}Q", blob, 1)
+        else:
+            self._list = pickle.loads(blob)
+
+    @staticmethod
+    def pack(values: list[bytes]) -> bytes:
+        ends, end = [], 0
+        for value in values:
+            end += len(value)
+            ends.append(end)
+        return b"".join([b"\0", struct.pack(f"<{len(ends)}Q", *ends), *values])
+
+    def _at(self, i: int) -> bytes:
+        if self._list is not None:
+            return self._list[i]
+        ends = self._ends
+        base = 1 + 8 * len(ends)
+        return self._blob[base + (ends[i - 1] if i else 0) : base + ends[i]]
+
+    def of(self, key: Any) -> bytes:
+        index = self._index
+        if index is None:
+            index = self._index = dict(zip(self.keys, range(len(self.keys)), strict=True))
+        return self._at(index[key])
+
+    def all(self) -> list[bytes]:
+        if self._list is not None:
+            return self._list
+        blob, ends = self._blob, self._ends
+        base = 1 + 8 * len(ends)
+        starts = (0, *ends[:-1]) if ends else ()
+        return [blob[base + start : base + end] for start, end in zip(starts, ends, strict=True)]
 
 
 # Module-level classes, not classes made per call: a class is garbage only the cyclic collector

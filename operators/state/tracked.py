@@ -17,8 +17,8 @@ A restored :class:`MutableTrackedDict` holds its values pickled, as they were
 stored, and unpickles each on its first read (iterating its items or values
 unpickles all that are left); its keys, their order and ``len`` are there
 from the start. A store may leave them in the store until then: the dict then
-holds, for such a key, the number of the segment its entry is in, and reads
-the segment's values from its *source* on the first read of any of them. Copy
+holds, for such a key, the number of the segment its entry is in, and asks its
+*source* (the store) for the value when it is first read. Copy
 one with ``copy()``: ``dict(d)`` reads the values in C, past the unpickling,
 and would copy the placeholders of those not read yet.
 
@@ -38,9 +38,9 @@ and would copy the placeholders of those not read yet.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 from operators.state.pickling import collector_paused
 
@@ -70,8 +70,16 @@ class _Unloaded:
 UNLOADED: Any = _Unloaded()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
-#: Reads one segment of a store: its keys, each with its value's pickled bytes.
-Source = Callable[[int], Iterable[tuple[Any, bytes]]]
+class Source(Protocol):
+    """Where a restored dict's values left in a store are read (the store)."""
+
+    def read(self, seg: int, key: Any) -> bytes:
+        """The pickled value of ``key`` in segment ``seg``."""
+        ...
+
+    def read_all(self, seg: int) -> Iterator[tuple[Any, bytes]]:
+        """Every key of segment ``seg``, with its pickled value."""
+        ...
 
 
 class TrackedDict(dict[K, V]):
@@ -164,20 +172,12 @@ class TrackedDict(dict[K, V]):
     # -- values stored pickled (a restored MutableTrackedDict) ---------------------------
 
     def _raw(self, key: K) -> bytes:
-        """The pickled value of ``key``, not read since a restore (its segment read if need be)."""
+        """The pickled value of ``key``, not read since a restore (read from the store if left there)."""
         raw = self._packed[key]
         if type(raw) is int:
-            self._fetch(raw)
-            raw = self._packed[key]
+            assert self._source is not None, "a value left in a store, but no store to read it from"
+            return self._source.read(raw, key)
         return raw  # type: ignore[return-value]
-
-    def _fetch(self, seg: int) -> None:
-        """Read segment ``seg``: the pickled values of the keys whose entries it holds."""
-        assert self._source is not None, "a value left in a store, but no store to read it from"
-        packed = self._packed
-        for key, raw in self._source(seg):
-            if packed.get(key) == seg:  # else not its current entry, or read already
-                packed[key] = raw
 
     def _load(self, key: K) -> Any:
         """The value of ``key``, not read since a restore: unpickled, and put in its place."""
@@ -193,8 +193,8 @@ class TrackedDict(dict[K, V]):
         with collector_paused():
             if self._source is not None:  # values left in the store: read segment by segment
                 for seg in sorted({at for at in packed.values() if type(at) is int}):
-                    for key, raw in self._source(seg):
-                        if packed.get(key) == seg:
+                    for key, raw in self._source.read_all(seg):
+                        if packed.get(key) == seg:  # else not its current entry, or read already
                             del packed[key]
                             put(self, key, loads(raw))
             take = packed.popitem  # each pickle freed as its value is built: memory reused, not new

@@ -21,7 +21,7 @@ from channelflow.simulator import DEFAULT_LOCATIONS, SimulationSettings, simulat
 from flows.local import LocalFlow
 from flows.main import domain_specs
 from operators.contract.events import event_of
-from operators.state.store import PAGE_SIZE, SUPERSEDED, WAL_BYTES, EntityStore, StoreError
+from operators.state.store import PAGE_SIZE, SUPERSEDED, WAL_BYTES, EntityStore, StoreError, _Values
 from operators.state.tracked import UNLOADED, MutableTrackedDict, TrackedDict, tracked_dicts
 from operators.time.units import DAY_MS
 
@@ -409,6 +409,14 @@ def test_a_snapshot_that_failed_after_copying_forward_leaves_values_where_they_w
         header = restarted.snapshot([restored])
     assert _state(EntityStore(path).restore(header)[0]) == _REWRITTEN
     assert _state(restored) == _REWRITTEN
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30))
+def test_values_stored_apart_read_back_one_by_one_or_all(values: list[bytes]) -> None:
+    keys = [f"k{n}" for n in range(len(values))]
+    for blob in (_Values.pack(values), pickle.dumps(values)):  # and as this layout's first version wrote them
+        assert [_Values(keys, blob).of(key) for key in keys] == values
+        assert _Values(keys, blob).all() == values
 
 
 def test_a_store_written_before_values_were_kept_apart_restores_and_keeps_working(tmp_path: Path) -> None:
