@@ -58,7 +58,7 @@ import sqlite3
 import struct
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -489,7 +489,7 @@ class EntityStore:
         ref = self.lazy.get(map_id)
         return None if ref is None else ref()
 
-    def _read_left(self, map_ids: Any = None) -> None:
+    def _read_left(self, map_ids: Iterable[int] | None = None) -> None:
         """Read every value the restored dicts ``map_ids`` (all: None) left in the store, which is
         about to delete their segments."""
         for map_id in list(self.lazy) if map_ids is None else map_ids:

@@ -18,9 +18,9 @@ stored, and unpickles each on its first read (iterating its items or values
 unpickles all that are left); its keys, their order and ``len`` are there
 from the start. A store may leave them in the store until then: the dict then
 holds, for such a key, the number of the segment its entry is in, and asks its
-*source* (the store) for the value when it is first read. Copy
-one with ``copy()``: ``dict(d)`` reads the values in C, past the unpickling,
-and would copy the placeholders of those not read yet.
+*source* (the store) for the value when it is first read. Copy one with
+``copy()``: ``dict(d)`` reads the values in C, past the unpickling, and would
+copy the placeholders of those not read yet.
 
 >>> profiles = MutableTrackedDict()
 >>> profiles["c1"] = {"orders": 0}
@@ -69,6 +69,7 @@ class _Unloaded:
 
 UNLOADED: Any = _Unloaded()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+
 
 class Source(Protocol):
     """Where a restored dict's values left in a store are read (the store)."""
