@@ -242,7 +242,7 @@ class EntityStore:
         self.maps: dict[int, _Segments] = {}  # the dicts this store has written or read
         # Restored dicts that may have values left in this store, by map id (weak: the dict holds
         # the store, for reading them; not the other way round).
-        self.lazy: dict[int, weakref.ref[TrackedDict[Any, Any]]] = {}
+        self._lazy_dicts: dict[int, weakref.ref[TrackedDict[Any, Any]]] = {}
         self._restored_keys: dict[int, list[Any]] = {}  # a segment a restore left values in -> its keys
         self._read: dict[int, _Values] = {}  # segments whose values restored dicts have begun to read
         self._moved: list[tuple[TrackedDict[Any, Any], list[Any], int]] = []  # told once committed
@@ -436,7 +436,7 @@ class EntityStore:
             if write.apart:
                 data = pickle.dumps((keys, seqs, None, deleted), protocol=_PROTOCOL)
                 rows.append((seg, map_id, gen, len(keys) + len(deleted), data, _Values.pack(values)))
-                if (tracked := self._lazy(map_id)) is not None:
+                if (tracked := self._lazy_dict(map_id)) is not None:
                     self._moved.append((tracked, keys, seg))
             else:
                 data = pickle.dumps((keys, seqs, values, deleted), protocol=_PROTOCOL)
@@ -446,13 +446,17 @@ class EntityStore:
         self.db.executemany("INSERT INTO segments (seg, map, gen, size, data, vals) VALUES (?, ?, ?, ?, ?, ?)", rows)
         return total + len(write.deleted)
 
-    def _entries(self, seg: int) -> tuple[list[Any], list[int], list[Any]]:
-        """Segment ``seg``'s keys, their positions and their values (pickled, for a mutable dict's)."""
-        row = self.db.execute("SELECT data, vals FROM segments WHERE seg = ?", (seg,)).fetchone()
+    def _row(self, seg: int, columns: str) -> tuple[Any, ...]:
+        row: tuple[Any, ...] | None = self.db.execute(f"SELECT {columns} FROM segments WHERE seg = ?", (seg,)).fetchone()
         if row is None:
             raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
-        keys, seqs, values, _ = pickle.loads(row[0])
-        return keys, seqs, values if row[1] is None else _Values(keys, row[1]).all()
+        return row
+
+    def _entries(self, seg: int) -> tuple[list[Any], list[int], list[Any]]:
+        """Segment ``seg``'s keys, their positions and their values (pickled, for a mutable dict's)."""
+        data, vals = self._row(seg, "data, vals")
+        keys, seqs, values, _ = pickle.loads(data)
+        return keys, seqs, values if vals is None else _Values(keys, vals).all()
 
     # -- the values a restore left in the store (a restored dict's Source) -----------------
 
@@ -467,34 +471,30 @@ class EntityStore:
     def read_all(self, seg: int) -> Iterator[tuple[Any, bytes]]:
         """Every key of segment ``seg`` with its pickled value; the segment's values are not kept."""
         values = self._read.pop(seg, None) or self._values_of(seg)
-        self._restored_keys.pop(seg, None)
         return zip(values.keys, values.all(), strict=True)
 
     def _values_of(self, seg: int) -> _Values:
         keys = self._restored_keys.pop(seg, None)
-        # The keys the restore read: only the values are read now (else it was copied forward
-        # since the restore, and its keys are read too).
-        columns = "vals" if keys is not None else "vals, data"
-        row = self.db.execute(f"SELECT {columns} FROM segments WHERE seg = ?", (seg,)).fetchone()
-        if row is None:
-            raise StoreError(f"{self.path}: segment {seg} is no longer in the store")
-        return _Values(keys if keys is not None else pickle.loads(row[1])[0], row[0])
+        if keys is not None:  # the keys the restore read: only the values are read now
+            return _Values(keys, self._row(seg, "vals")[0])
+        vals, data = self._row(seg, "vals, data")  # copied forward since the restore: its keys too
+        return _Values(pickle.loads(data)[0], vals)
 
     def _forget(self, seg: int) -> None:
         """Segment ``seg`` is read no more (copied forward or dropped): what was kept of it goes."""
         self._restored_keys.pop(seg, None)
         self._read.pop(seg, None)
 
-    def _lazy(self, map_id: int) -> TrackedDict[Any, Any] | None:
-        ref = self.lazy.get(map_id)
+    def _lazy_dict(self, map_id: int) -> TrackedDict[Any, Any] | None:
+        ref = self._lazy_dicts.get(map_id)
         return None if ref is None else ref()
 
     def _read_left(self, map_ids: Iterable[int] | None = None) -> None:
         """Read every value the restored dicts ``map_ids`` (all: None) left in the store, which is
         about to delete their segments."""
-        for map_id in list(self.lazy) if map_ids is None else map_ids:
-            tracked = self._lazy(map_id)
-            self.lazy.pop(map_id, None)
+        for map_id in list(self._lazy_dicts) if map_ids is None else map_ids:
+            tracked = self._lazy_dict(map_id)
+            self._lazy_dicts.pop(map_id, None)
             if tracked is not None:
                 tracked.load_all()
 
@@ -537,7 +537,7 @@ class EntityStore:
         db.execute("DELETE FROM dropped WHERE gen > ?", (gen,))
         self._set_meta(gen=gen)
         db.execute("COMMIT")
-        self.gen, self.maps, self.referenced, self.lazy = gen, {}, set(), {}
+        self.gen, self.maps, self.referenced, self._lazy_dicts = gen, {}, set(), {}
         self._restored_keys, self._read = {}, {}
         with collector_paused():
             return _GraphUnpickler(io.BytesIO(header.graph), self).load()
@@ -578,7 +578,7 @@ class EntityStore:
         tracked.store_id, tracked.next_seq = (self.owner, map_id), top + 1
         self.referenced.add(map_id)
         if cls.mutable:
-            self.lazy[map_id] = weakref.ref(tracked)
+            self._lazy_dicts[map_id] = weakref.ref(tracked)
         return tracked
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import io
 import pickle
 import shutil
 import sqlite3
@@ -421,34 +420,23 @@ def test_values_stored_apart_read_back_one_by_one_or_all(values: list[bytes]) ->
 
 def test_a_store_written_before_values_were_kept_apart_restores_and_keeps_working(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
-    db = sqlite3.connect(path)
-    db.executescript("""
-        CREATE TABLE segments (seg INTEGER PRIMARY KEY, map INTEGER NOT NULL, gen INTEGER NOT NULL,
-            size INTEGER NOT NULL, copied INTEGER, data BLOB NOT NULL);
-        CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        INSERT INTO meta VALUES ('gen', 1), ('next_map', 2), ('next_seg', 2), ('safe_from', 0), ('copies', 1);
-    """)
-    values = [pickle.dumps([1]), pickle.dumps([2])]
-    db.execute("INSERT INTO segments VALUES (1, 1, 1, 2, NULL, ?)", (pickle.dumps((["a", "b"], [0, 1], values, [])),))
-    db.commit()
-    db.close()
-    from operators.state.store import Header
+    store = EntityStore(path)
+    header = store.snapshot([MutableTrackedDict({"a": [1], "b": [2]}.items())])
+    store.close()
+    with sqlite3.connect(path) as db:  # as that release left it: values inside ``data``, no ``vals``
+        for seg, data, vals in db.execute("SELECT seg, data, vals FROM segments").fetchall():
+            keys, seqs, _, deleted = pickle.loads(data)
+            inline = pickle.dumps((keys, seqs, _Values(keys, vals).all(), deleted))
+            db.execute("UPDATE segments SET data = ? WHERE seg = ?", (inline, seg))
+        db.execute("ALTER TABLE segments DROP COLUMN vals")
+        db.execute("DELETE FROM meta WHERE name = 'vals'")
 
     store = EntityStore(path)
-    graph = io.BytesIO()
-    _Pickler(graph).dump([("map", 1, MutableTrackedDict)])
-    restored = store.restore(pickle.dumps(Header(path.name, 1, graph.getvalue())))[0]
+    restored = store.restore(header)[0]
     assert restored["b"] == [2]
     restored["b"].append(3)
     header = store.snapshot([restored])
     assert _state(EntityStore(path).restore(header)[0]) == [("a", [1]), ("b", [2, 3])]
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles a graph whose tuples tagged ``"map"`` stand for a store's dicts (as the store does)."""
-
-    def persistent_id(self, obj: Any) -> Any:
-        return obj if isinstance(obj, tuple) and obj and obj[0] == "map" else None
 
 
 # -- the flow's real domains --------------------------------------------------------------
