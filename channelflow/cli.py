@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 import orjson
 import tomli_w
+from confluent_kafka import KafkaError, KafkaException
 
 from channelflow.config import (
     INPUT_TOPIC_KEYS,
@@ -19,6 +21,7 @@ from channelflow.config import (
     from_mapping,
     hide_secrets,
     load_config,
+    load_promotions,
 )
 from channelflow.logs import setup_logging
 from operators.promotions.rules_file import promotions_from_mapping
@@ -35,6 +38,7 @@ _TOOLS = {
 
 _EPILOG = """examples:
   channelflow demo                         everything on one machine, until Ctrl-C
+  channelflow broker --create-topics       a local broker for run, replay and simulate (no Docker)
   channelflow run -c my.toml               the long-lived flow against the configured Kafka
   channelflow run --until-end              replay what the topics hold, then stop with a summary
   channelflow check-config --format json   the effective config (file + environment), validated
@@ -87,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
 
+    broker = command("broker", "run the embedded Kafka-protocol broker on loopback (for run, replay, simulate without a Kafka)")
+    broker.add_argument("--port", type=int, default=None,
+                        help="its port (default: the port of kafka.brokers if that is on loopback, else 9092)")
+    broker.add_argument("--create-topics", action="store_true", help="create the configured topics once it is up")
+
     command("topics", "create the configured input and output topics")
     check = command("check-config", "validate the config and the promotion rules, then print the effective values")
     check.add_argument("--format", choices=("toml", "json"), default="toml", help="output format (default toml)")
@@ -127,6 +136,43 @@ def _configured_kafka(args: argparse.Namespace) -> None:
         args.topic = list(names.items()) if args.command == "simulate" else [f"{k}={v}" for k, v in names.items()]
 
 
+def _serve_broker(config: Config, args: argparse.Namespace) -> int:
+    """The embedded broker (Tansu, in memory) on a loopback port until Ctrl-C, SIGTERM or SIGHUP."""
+    import signal
+    import socket
+    import time
+
+    from channelflow.broker import EmbeddedBroker
+    from channelflow.kafka_io import create_topics
+
+    host, _, port_text = config.kafka.brokers[0].rpartition(":")
+    port = args.port or (int(port_text) if host in ("127.0.0.1", "localhost") else 9092)
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            print(f"channelflow broker: port {port} on 127.0.0.1 is taken ({exc.strerror}); use --port", file=sys.stderr)
+            return 2
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, stop)
+    with EmbeddedBroker(port) as broker:
+        if args.create_topics:
+            create_topics(broker.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
+        point = "" if broker.bootstrap == config.kafka.bootstrap else f"; CHANNELFLOW_KAFKA__BROKERS={broker.bootstrap} points channelflow at it"
+        print(f"embedded broker on {broker.bootstrap} (it keeps its topics in memory until it stops){point}; Ctrl-C to stop",
+              flush=True)  # fmt: skip
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping the broker", flush=True)
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     """Validate both files before printing anything; then print what the flow would use."""
     doc, source = effective_config(args.config)
@@ -158,25 +204,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "topics":
             _create_topics(config)
             return 0
+        if args.command == "broker":
+            return _serve_broker(config, args)
         if args.command == "demo":
             from channelflow.demo import run_demo
 
             return run_demo(config, args)
         if args.command == "run":
+            promotions = load_promotions()  # a bad rules file is named before the brokers are asked anything
             if args.create_topics:
                 _create_topics(config)
             if args.dry_run:
                 from channelflow.pipeline import dry_run
 
-                print(dry_run(config))
+                print(dry_run(config, promotions))
                 return 0
             from channelflow.runner import run
 
             addresses = args.addresses.split(";") if args.addresses else None
-            return run(config, process_id=args.process_id, addresses=addresses, until_end=args.until_end)
+            return run(config, process_id=args.process_id, addresses=addresses, until_end=args.until_end,
+                       promotions=promotions)  # fmt: skip
     except ConfigError as exc:
         print(f"channelflow: invalid config: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output piped into `head` and the like, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 1
+    except KafkaException as exc:  # the brokers down or refusing: say so, without a traceback
+        error = exc.args[0] if exc.args else exc
+        text = error.str() if isinstance(error, KafkaError) else str(error)
+        print(f"channelflow: Kafka: {text} (is kafka.brokers right, and is the broker up?)", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"channelflow: {exc}", file=sys.stderr)
         return 2

@@ -12,9 +12,11 @@ when it parses as one (``8``, ``true``, ``["a", "b"]``), else as a string.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import time
@@ -51,6 +53,7 @@ from operators.settings import (
     parse_duration,
     parse_hhmm,
     parse_int,
+    parse_money,
     parse_number,
     parse_one_of,
     parse_positive_duration,
@@ -215,13 +218,23 @@ def _kafka(raw: dict[str, Any]) -> KafkaConfig:
             "batch_size": parse_int(1, 100_000),
         },
     )
-    topics = take(values["topics"], "kafka.topics", dict.fromkeys(INPUT_TOPIC_KEYS + OUTPUT_TOPIC_KEYS, parse_str))
+    topics = take(values["topics"], "kafka.topics", dict.fromkeys(INPUT_TOPIC_KEYS + OUTPUT_TOPIC_KEYS, _topic))
     names = list(topics.values())
     for key, name in topics.items():
         if names.count(name) > 1:
             raise ConfigError(f"kafka.topics.{key}: topic {name!r} is used twice")
     values["topics"] = topics
     return KafkaConfig(**values, **clients)
+
+
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}\Z")
+
+
+def _topic(key: str, value: Any) -> str:
+    """A legal Kafka topic name: ASCII letters, digits, '.', '_' and '-', at most 249 (not '.' or '..')."""
+    if not isinstance(value, str) or not _TOPIC.match(value) or value in (".", ".."):
+        raise fail(key, "a Kafka topic name (letters, digits, '.', '_' or '-'; at most 249)", value)
+    return value
 
 
 def _locations(raw: Any) -> tuple[Location, ...]:
@@ -233,6 +246,9 @@ def _locations(raw: Any) -> tuple[Location, ...]:
         section = f"locations[{i}]"
         table = dict(parse_table(section, entry))
         optional = {k: table.pop(k) for k in ("opens", "closes") if k in table}
+        unknown = sorted(set(table) - {"id", "type", "timezone", "priority"})
+        if unknown:  # named here, so the hint lists the optional keys too
+            raise ConfigError(f"{section}.{unknown[0]}: unknown key (known: id, type, timezone, priority, opens, closes)")
         values = take(
             table,
             section,
@@ -273,16 +289,10 @@ def _inventory(raw: dict[str, Any], locations: tuple[Location, ...]) -> Inventor
     return InventoryConfig(safety, overrides, values["low_stock_threshold"], values["pickup_expiry"])
 
 
-def _money_millis(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise fail(key, "an amount >= 0 in major currency units", value)
-    return round(value * 1000)
-
-
 def _customers(raw: dict[str, Any]) -> CustomersConfig:
     values = take(raw, "customers", {"device_ttl": parse_positive_duration, "recent_views": parse_int(1, 1000), "tiers": parse_table})
     tiers = sorted(
-        ((name, _money_millis(f"customers.tiers.{name}", v)) for name, v in values["tiers"].items()),
+        ((name, parse_money(f"customers.tiers.{name}", v, zero=True)) for name, v in values["tiers"].items()),
         key=lambda tier: tier[1],
     )
     if not tiers or tiers[0][1] != 0:
@@ -330,18 +340,17 @@ def _skus(key: str, value: Any) -> tuple[str, ...]:
 
 
 def _measures(key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or any(v not in ANOMALY_MEASURES for v in value):
+    if not isinstance(value, list):
         raise fail(key, f"a list of {', '.join(ANOMALY_MEASURES)}", value)
+    for i, measure in enumerate(value):
+        if measure not in ANOMALY_MEASURES:
+            raise fail(f"{key}[{i}]", f"one of {', '.join(ANOMALY_MEASURES)}", measure)
     return tuple(value)
 
 
 def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
-    # Keys added with the count tests are optional: older config files keep working.
-    defaults = {"count_measures": ["orders", "sessions"], "context_measures": [], "count_nats": 3.0,
-                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4,
-                "unpriced_skus": []}
     values = take(
-        {**defaults, **raw},
+        raw,
         "anomaly",
         {
             "count_measures": _measures,
@@ -394,16 +403,36 @@ def _parse_instant(key: str, value: Any) -> int:
     raise fail(key, "an RFC 3339 timestamp with offset such as '2000-01-01T00:00:00Z'", value)
 
 
+#: Keys added after the first release, optional so that older config files keep working, with
+#: the value a file without them gets (``check-config`` shows them with the rest).
+OPTIONAL_KEYS: dict[str, dict[str, Any]] = {
+    "time": {"live_lateness": "250ms"},
+    "ingest": {"max_unknown_bytes": MAX_UNKNOWN_BYTES, "min_event_time": "2000-01-01T00:00:00Z", "max_future": "1d",
+               "max_output_bytes": MAX_OUTPUT_BYTES},
+    "anomaly": {"count_measures": ["orders", "sessions"], "context_measures": [], "count_nats": 3.0,
+                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4, "unpriced_skus": []},
+}  # fmt: skip
+
+
+def with_optional_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with the :data:`OPTIONAL_KEYS` it leaves out (a new document; ``raw`` is not changed)."""
+    doc = dict(raw)
+    for section, defaults in OPTIONAL_KEYS.items():
+        if isinstance(doc.get(section), dict):
+            doc[section] = {**copy.deepcopy(defaults), **doc[section]}
+    return doc
+
+
 def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     """Build and validate a :class:`Config` from a parsed TOML document."""
-    doc = dict(raw)
+    doc = with_optional_keys(raw)
     sections = (
         "kafka", "time", "ingest", "flow", "metrics", "currency", "locations", "inventory", "customers", "churn",
         "anomaly",
     )  # fmt: skip
     check_sections(doc, sections)
     time = take(
-        {"live_lateness": "250ms", **parse_table("time", doc["time"])},
+        parse_table("time", doc["time"]),
         "time",
         {
             "allowed_lateness": parse_duration, "idle_timeout": parse_duration, "dedupe_horizon": parse_duration,
@@ -413,14 +442,8 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     if time["live_lateness"] > time["allowed_lateness"]:
         limit = f"a duration of at most time.allowed_lateness ({time['allowed_lateness']} ms)"
         raise fail("time.live_lateness", limit, f"{time['live_lateness']} ms")
-    ingest_table = dict(parse_table("ingest", doc["ingest"]))
-    # Keys added after the first release are optional: older config files keep working.
-    ingest_defaults = {
-        "max_unknown_bytes": MAX_UNKNOWN_BYTES, "min_event_time": "2000-01-01T00:00:00Z", "max_future": "1d",
-        "max_output_bytes": MAX_OUTPUT_BYTES,
-    }  # fmt: skip
     ingest = take(
-        {**ingest_defaults, **ingest_table},
+        parse_table("ingest", doc["ingest"]),
         "ingest",
         {
             "max_event_bytes": parse_int(64, 16 * 1024 * 1024),
@@ -476,10 +499,13 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None = None) -> Config:
 
 
 def _env_value(text: str) -> Any:
+    """A TOML value (``5``, ``true``, ``["a"]``), else the text as a string. Text that parses
+    as more than one TOML key (``4\nother = 1``) is one string, not a value and a stray key."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        doc = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    return doc["v"] if len(doc) == 1 else text
 
 
 #: Overrides of the promotions file, not of this one: ``CHANNELFLOW_PROMOTIONS__RULES__CART_REMINDER__DELAY=2h``.
@@ -522,7 +548,7 @@ def effective_config(
     """The config document as the flow will use it (file plus environment overrides), and its file."""
     env = os.environ if environ is None else environ
     file = Path(path or env.get("CHANNELFLOW_CONFIG") or DEFAULT_CONFIG)
-    return apply_env(read_toml(file, "config"), env), file
+    return with_optional_keys(apply_env(read_toml(file, "config"), env)), file
 
 
 def load_promotions(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PromotionSettings:
@@ -547,7 +573,7 @@ def effective_promotions(
 def read_toml(file: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file; a missing, unreadable or invalid one is a :class:`ConfigError` naming ``what``."""
     try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8-sig"))  # -sig: a leading byte-order mark is not TOML
     except FileNotFoundError:
         raise ConfigError(f"{what} file {file} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:

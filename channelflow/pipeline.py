@@ -55,28 +55,35 @@ def __getattr__(name: str) -> Dataflow:
     raise AttributeError(name)
 
 
-def dry_run(config: Config) -> str:
-    """Build the dataflow for ``config``, check that every topic exists, and describe the stages.
+def dry_run(config: Config, promotions: PromotionSettings | None = None) -> str:
+    """Build the dataflow for ``config`` (and the rules file's ``promotions``, read here if not
+    given), check that every topic exists, and describe the stages.
 
     Raises ValueError naming a missing topic.
     """
     from channelflow.kafka_io import missing_topics
     from flows.domain_spec import upstreams
 
+    # The rules first: a bad rules file is named even when the brokers cannot be reached.
+    specs = domain_specs(config, promotions or load_promotions(), placement(config.flow.recovery_dir))  # as make_flow's
     missing = missing_topics(config.kafka.bootstrap, config.kafka.topics.values(), client=config.kafka.client)
     if missing:
         raise ValueError(f"topics missing on {config.kafka.bootstrap}: {', '.join(missing)} (channelflow topics creates them)")
-    specs = domain_specs(config, load_promotions(), placement(config.flow.recovery_dir))  # as make_flow's own
     make_flow(config, domains=specs)
     inputs = upstreams(specs)
-    shards = config.flow.shards
+    width = max(len(name) for name in ["sequence", *(spec.name for spec in specs)])
+
+    def stage(name: str, shards: int, rest: str) -> str:
+        return f"{name:<{width}} {shards:>3} shard{'s' if shards != 1 else ' '}  {rest}"
+
     lines = [
         f"brokers {config.kafka.bootstrap}; input topics {', '.join(config.kafka.input_topics)}",
-        f"sequence    {shards:>3} shards  dedupe, watermark (lateness {config.time.allowed_lateness_ms} ms)",
+        stage("sequence", config.flow.shards, f"dedupe, watermark (lateness {config.time.allowed_lateness_ms} ms)"),
     ]
     for spec in specs:
         kind = "ordered" if spec.ordered else "unordered"
         reads = ", ".join(spec.reads)
-        lines.append(f"{spec.name:<11} {spec.shards or shards:>3} shards  {kind:<9}  reads {reads}; after {', '.join(inputs[spec.name])}")
+        lines.append(stage(spec.name, spec.shards or config.flow.shards,
+                           f"{kind:<9}  reads {reads}; after {', '.join(inputs[spec.name])}"))  # fmt: skip
     lines.append(f"outputs: {', '.join(f'{k}={v}' for k, v in config.kafka.topics.items() if k not in config.kafka.input_topics.values())}")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
-from channelflow.config import Config, FlowConfig
+from channelflow.config import Config, ConfigError, FlowConfig
 from channelflow.http import serve
 from channelflow.pipeline import make_flow
 from channelflow.recovery import RecoveryDirError, prepare_recovery_dir
@@ -24,6 +24,7 @@ from channelflow.summary import run_summary
 from flows.health import HEALTH
 from flows.kafka_source import STOP
 from flows.metrics import INFO
+from operators.promotions.rules import PromotionSettings
 
 log = logging.getLogger("channelflow")
 
@@ -56,7 +57,11 @@ def serve_metrics(config: Config, process_id: int) -> int | None:
     port = metrics.port + process_id
     # Not ready while input arrives and the watermark stands still past the idle timeout, twice over.
     stall_ms = 2 * (config.time.idle_timeout_ms + config.time.allowed_lateness_ms) + 10_000
-    serve(metrics.host, port, stall_ms)
+    try:
+        serve(metrics.host, port, stall_ms)
+    except OSError as exc:  # another channelflow run or demo, most likely
+        raise ConfigError(f"metrics.port: {metrics.host}:{port} is in use ({exc.strerror}); set another, or 0 to turn "
+                          f"the endpoints off") from None  # fmt: skip
     log.info("metrics on http://%s:%d/metrics (health: /healthz, /readyz)", metrics.host, port)
     return port
 
@@ -100,14 +105,16 @@ def run(
     process_id: int | None = None,
     addresses: list[str] | None = None,
     until_end: bool = False,
+    promotions: PromotionSettings | None = None,
 ) -> int:
-    """Run the flow until SIGTERM, SIGINT or SIGHUP (or, with ``until_end``, the end of the input).
+    """Run the flow until SIGTERM, SIGINT or SIGHUP (or, with ``until_end``, the end of the input);
+    ``promotions``: the rules file's, read by the caller (default: read here).
 
     A stop signal ends the input cleanly: the last epoch closes (a recovery snapshot) and
     the process exits 0; a second signal interrupts at once.
     """
     try:
-        flow = make_flow(config, tail=not until_end, process_id=process_id, addresses=addresses)
+        flow = make_flow(config, tail=not until_end, promotions=promotions, process_id=process_id, addresses=addresses)
         recovery = prepare_recovery(config.flow)
     except RecoveryDirError as exc:
         log.error("%s", exc)

@@ -479,7 +479,7 @@ def _report(totals: UciTotals, excluded: Sequence[CsvRow], produced: int | None)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``channelflow import-uci``."""
     parser.add_argument("csv", nargs="?", type=Path, default=DEFAULT_CSV, help=f"the UCI CSV (default {DEFAULT_CSV})")
-    parser.add_argument("--out", metavar="FILE", help="write JSON lines here ('-' for stdout, .gz compresses); "
+    parser.add_argument("--output", "--out", dest="out", metavar="FILE", help="write JSON lines here ('-' for stdout, .gz compresses); "
                         "default stdout unless --brokers is given")
     parser.add_argument("--store-id", default=STORE_ID, help=f"store and location id (default {STORE_ID})")
     add_kafka_arguments(parser)

@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping
 from datetime import time
 from typing import Any
 
-from operators.contract.events import is_timezone
+from operators.contract.events import MONEY_LIMIT, is_timezone
 from operators.contract.money import to_millis
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# ASCII digits and \Z: ``\d`` takes any script's digits, and ``$`` matches before a final newline.
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*\Z", re.ASCII)
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _MAX_DURATION_S = 100 * 365 * 86_400
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 
 class ConfigError(ValueError):
     """Invalid configuration; the message starts with the offending key."""
@@ -163,14 +164,24 @@ def parse_number(
     return parse
 
 
-def parse_money(key: str, value: Any) -> int:
-    """Major units (> 0, at most 3 decimals) to milli-units."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+def parse_money(key: str, value: Any, *, zero: bool = False) -> int:
+    """Major units (> 0, or >= 0 with ``zero``; below the contract's ``MONEY_LIMIT``; at most 3
+    decimals) to milli-units.
+
+    >>> parse_money("rules.r.offer.value", 2.5), parse_money("customers.tiers.bronze", 0, zero=True)
+    (2500, 0)
+    >>> parse_money("customers.tiers.gold", float("inf"))
+    Traceback (most recent call last):
+    ...
+    operators.settings.ConfigError: customers.tiers.gold: expected an amount in major units > 0 and < 1000000000 with at most 3 decimals, got inf
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if number and (value >= 0 if zero else value > 0) and value < MONEY_LIMIT:
         try:
             return to_millis(value)
         except ValueError:
             pass
-    raise fail(key, "an amount in major units > 0 with at most 3 decimals", value)
+    raise fail(key, f"an amount in major units {'>=' if zero else '>'} 0 and < {MONEY_LIMIT} with at most 3 decimals", value)
 
 
 def parse_local_time(key: str, value: Any) -> time:

@@ -71,7 +71,7 @@ __all__ = ["TRIGGERS", "TriggerParams", "promotions_from_mapping"]
 #: The trigger names, in the registry's order.
 TRIGGERS = tuple(REGISTRY)
 # Rule names go into timer keys and metric labels: keep them plain.
-_RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_RULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")  # \Z: ``$`` matches before a final newline
 
 #: The parameters of a rule: the params dataclass of any trigger of the registry (their union at
 #: run time; a type checker cannot read the registry, so to it they are ``Any``, narrowed with ``isinstance``).

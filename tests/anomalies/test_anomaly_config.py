@@ -71,7 +71,7 @@ def test_config_detectors_are_the_operators_detectors() -> None:
         ("suppress_k", 0, "anomaly.suppress_k: expected an integer 1..10000"),
         ("price_deviation", "50%", "anomaly.price_deviation: expected a number"),
         ("outlier_cooldown", "often", "anomaly.outlier_cooldown: expected a duration"),
-        ("count_measures", ["orders", "profit"], "anomaly.count_measures: expected a list of orders"),
+        ("count_measures", ["orders", "profit"], "anomaly.count_measures[1]: expected one of orders"),
         ("count_drop", 1.5, "anomaly.count_drop: expected a number > 0 and <= 0.99, got 1.5"),
         ("unpriced_skus", "POST", "anomaly.unpriced_skus: expected a list of SKUs"),
         ("unpriced_skus", ["POST", ""], "anomaly.unpriced_skus: expected a list of SKUs"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,9 @@ def test_prometheus_scrapes_the_flow_and_grafana_reads_prometheus() -> None:
     targets = [t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
     assert "channelflow:9464" in targets
     assert prometheus["rule_files"] == ["alerts.yml"]  # beside prometheus.yml, in the repo and in the container
-    assert '"9464:9464"' in (ROOT / "docker-compose.yml").read_text()
+    published = re.findall(r'^\s+- "([0-9.:]+)"', (ROOT / "docker-compose.yml").read_text(), re.MULTILINE)
+    assert "127.0.0.1:9464:9464" in published
+    assert all(port.startswith("127.0.0.1:") for port in published), published  # the host only: no authentication
     datasource = YAML(typ="safe").load((ROOT / "config/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     provider = YAML(typ="safe").load((ROOT / "config/grafana/provisioning/dashboards/channelflow.yml").read_text())

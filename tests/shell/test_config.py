@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from channelflow import cli
-from channelflow.broker import EmbeddedBroker
+from channelflow.broker import EmbeddedBroker, free_port
 from channelflow.config import (
     DEFAULT_CONFIG,
     INPUT_TOPIC_KEYS,
+    OPTIONAL_KEYS,
     OUTPUT_TOPIC_KEYS,
     Config,
     ConfigError,
@@ -211,6 +212,14 @@ BAD_DOCS: list[tuple[str, Callable[[Doc], None], str]] = [
     ("brokers a table", _set("kafka", "brokers", value={"a": 1}), "kafka.brokers"),
     ("bad starting offset", _set("kafka", "starting_offset", value="middle"), "kafka.starting_offset"),
     ("empty topic name", _set("kafka", "topics", "pos", value=""), "kafka.topics.pos"),
+    ("topic name with a space", _set("kafka", "topics", "pos", value="pos "), "kafka.topics.pos"),
+    ("topic name Kafka refuses", _set("kafka", "topics", "alerts", value="my/alerts"), "kafka.topics.alerts"),
+    ("infinite tier", _set("customers", "tiers", "gold", value=float("inf")), "customers.tiers.gold"),
+    ("NaN tier", _set("customers", "tiers", "gold", value=float("nan")), "customers.tiers.gold"),
+    ("tier of 4 decimals", _set("customers", "tiers", "gold", value=0.0001), "customers.tiers.gold"),
+    ("tier past the money limit", _set("customers", "tiers", "gold", value=1e300), "customers.tiers.gold"),
+    ("opening time with a newline", _set("locations", 2, "opens", value="09:00\n"), "locations[2].opens"),
+    ("duration in fullwidth digits", _set("time", "allowed_lateness", value="\uff15m"), "time.allowed_lateness"),
     ("unknown location type", _set("locations", 1, "type", value="shop"), "locations[1].type"),
     ("bad timezone", _set("locations", 2, "timezone", value="Mars/Olympus_Mons"), "locations[2].timezone"),
     ("bad opening time", _set("locations", 2, "opens", value="9am"), "locations[2].opens"),
@@ -348,7 +357,7 @@ def test_duplicate_topic_names_name_the_topic(doc: Doc) -> None:
         ("KAFKA__BROKER", "a:1", "kafka.broker: unknown key"),
         ("KAFKA__TOPICS__ORDERS", "orders", "kafka.topics.orders: unknown key"),
         ("KAFKA__TOPICS__POS", "clickstream", "kafka.topics."),
-        ("KAFKA__TOPICS__POS", "1234", "kafka.topics.pos: expected a non-empty string, got 1234"),
+        ("KAFKA__TOPICS__POS", "1234", "kafka.topics.pos: expected a Kafka topic name"),
         ("FOO__BAR", "1", "foo: unknown section"),
         ("KAFKA__BROKERS__HOST", "x", "CHANNELFLOW_KAFKA__BROKERS__HOST:"),
         ("LOCATIONS__ID", "x", "CHANNELFLOW_LOCATIONS__ID:"),
@@ -410,6 +419,22 @@ def test_from_mapping_does_not_change_its_input(doc: Doc) -> None:
     first = from_mapping(doc)
     assert doc == before
     assert from_mapping(doc) == first
+
+
+def test_an_unknown_location_key_lists_the_optional_ones_too(doc: Doc) -> None:
+    doc["locations"][0]["city"] = "London"
+    assert "opens, closes" in config_error(lambda: from_mapping(doc))
+
+
+def test_an_env_value_that_reads_as_two_toml_keys_is_one_string() -> None:
+    message = config_error(lambda: load_config(environ=env(FLOW__SHARDS="4\nbogus = 1")))
+    assert message == "flow.shards: expected an integer, got '4\\nbogus = 1'"
+
+
+def test_a_config_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    marked = tmp_path / "bom.toml"
+    marked.write_bytes(b"\xef\xbb\xbf" + DEFAULT_CONFIG.read_bytes())
+    assert load_config(marked, environ={}) == load_config(DEFAULT_CONFIG, environ={})
 
 
 @pytest.mark.parametrize("broker", ["kafka:70000", "kafka:\u00b2", "kafka:\uff19\uff10\uff19\uff12"], ids=["70000", "superscript-2", "fullwidth-9092"])
@@ -510,3 +535,41 @@ def test_run_dry_run_checks_the_topics_and_prints_the_stages(broker: EmbeddedBro
         assert f"\n{stage} " in f"\n{done.stdout}"
     missing = dry_run({**environ, "CHANNELFLOW_KAFKA__TOPICS__ALERTS": "no-such-topic"})
     assert missing.returncode == 2 and "no-such-topic" in missing.stderr
+
+
+def _run_without_a_broker(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``channelflow run ARGS`` against a loopback port where no broker listens."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELFLOW_")}
+    environ.update({"CHANNELFLOW_KAFKA__BROKERS": f"127.0.0.1:{free_port()}", "CHANNELFLOW_FLOW__RECOVERY_DIR": "none",
+                    "CHANNELFLOW_METRICS__PORT": "0", **env})  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "channelflow.cli", "run", *args], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [("--dry-run",), ("--until-end",), ("--create-topics", "--dry-run")])
+def test_run_names_a_bad_rules_file_before_asking_the_brokers(args: tuple[str, ...]) -> None:
+    done = _run_without_a_broker(*args, CHANNELFLOW_PROMOTIONS__RULES__CART_REMINDER__DELAY="0s")
+    assert done.returncode == 2, done.stderr
+    assert "invalid config: rules.cart_reminder.delay: expected a duration > 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow  # librdkafka asks the missing broker for 30 s before it gives up
+def test_run_says_when_the_brokers_cannot_be_reached() -> None:
+    done = _run_without_a_broker("--dry-run")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("channelflow: Kafka: ") and "kafka.brokers" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_check_config_shows_the_optional_keys_a_file_leaves_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_TOOLS", {})
+    older = tmp_path / "older.toml"
+    older.write_text(DEFAULT_CONFIG.read_text(encoding="utf-8").replace('live_lateness = "250ms"\n', ""))
+    assert "live_lateness" not in older.read_text(encoding="utf-8")
+    assert cli.main(["--config", str(older), "check-config", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["config"]["values"]
+    assert shown["time"]["live_lateness"] == "250ms"
+    assert set(shown["ingest"]) >= set(OPTIONAL_KEYS["ingest"]) and set(shown["anomaly"]) >= set(OPTIONAL_KEYS["anomaly"])
