@@ -231,7 +231,7 @@ def state_growth(n_events: int, customers: int, seed: int, every_days: float) ->
         for n, line in enumerate(simulator.stdout, 1):
             event = event_of(orjson.loads(line))
             latest = max(latest, event.ts)
-            if not seen.is_duplicate(event.event_id, latest):
+            if not seen.is_duplicate(event.event_id, latest, event.topic):
                 flow.push(event)
             if n % 1_000 and n != n_events:
                 continue

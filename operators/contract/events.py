@@ -31,8 +31,11 @@ from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 
 __all__ = [
+    "ALIAS_PREFIXES",
+    "DEVICE_PREFIX",
     "ERROR_CODES",
     "INPUT_TOPICS",
+    "LOYALTY_PREFIX",
     "MAX_DEPTH",
     "MAX_QTY",
     "MAX_STOCK",
@@ -103,6 +106,10 @@ OUTPUT_ERROR_CODES = (
 #: Plausibility bounds (docs/contract.md, "Bounds"): every integer a rule reads, and every
 #: product and sum of them in one event, stays far inside 64 bits.
 MAX_QTY = 1_000_000  # qty of a line or an event
+#: A customer is keyed by its account id, or by a device or card id behind one of these
+#: prefixes; an account id cannot begin with one (it would be taken for a device or a card).
+DEVICE_PREFIX, LOYALTY_PREFIX = "device:", "loyalty:"
+ALIAS_PREFIXES = (DEVICE_PREFIX, LOYALTY_PREFIX)
 MAX_STOCK = 1_000_000_000  # |delta| of stock_adjusted, on_hand of stock_counted
 MONEY_LIMIT = 1_000_000_000  # major units, exclusive: every amount, and qty x unit price of a line
 MAX_DEPTH = 32  # levels of nested objects and arrays, the event object being level 1
@@ -112,8 +119,9 @@ MAX_UNKNOWN_BYTES = 16_384  # the default ingest.max_unknown_bytes
 
 #: Event time bounds: 1970-01-01 up to 2200-01-01, in epoch milliseconds.
 _MAX_TS_MS = 7_258_118_400_000
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+# ASCII digits and \Z: ``\d`` takes any script's digits, and ``$`` matches before a final newline.
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_RFC3339_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -356,6 +364,14 @@ def _optional_string(obj: Mapping[str, Any], name: str, where: str = "") -> str 
     return _string(obj, name, where)
 
 
+def _customer_id(obj: Mapping[str, Any], *, required: bool = True) -> str | None:
+    value = _string(obj, "customer_id") if required else _optional_string(obj, "customer_id")
+    if value is not None and value.startswith(ALIAS_PREFIXES):
+        raise _Invalid("invalid_value", f"field 'customer_id': may not begin with {' or '.join(map(repr, ALIAS_PREFIXES))} "
+                                        f"(the keys of devices and cards), got {value[:64]!r}")  # fmt: skip
+    return value
+
+
 def _integer(obj: Mapping[str, Any], name: str, where: str = "", *, minimum: int, maximum: int) -> int:
     value: Any = obj.get(name)
     if type(value) is int and minimum <= value <= maximum:  # the valid case, decided at once
@@ -470,7 +486,7 @@ def is_timezone(name: str) -> bool:
 def _clickstream_common(body: Mapping[str, Any]) -> None:
     _one_of(body, "channel", ("web", "app"))
     _string(body, "session_id")
-    customer_id = _optional_string(body, "customer_id")
+    customer_id = _customer_id(body, required=False)
     if customer_id is None:
         _string(body, "anonymous_id")
     else:
@@ -537,7 +553,7 @@ def _order_placed(body: Mapping[str, Any]) -> None:
 
 def _login(body: Mapping[str, Any]) -> None:
     _string(body, "anonymous_id")
-    _string(body, "customer_id")
+    _customer_id(body)
 
 
 def _sale(body: Mapping[str, Any]) -> None:
@@ -590,7 +606,7 @@ def _order_cancelled(body: Mapping[str, Any]) -> None:
 
 
 def _identity_linked(body: Mapping[str, Any]) -> None:
-    _string(body, "customer_id")
+    _customer_id(body)
     loyalty = _optional_string(body, "loyalty_id")
     device = _optional_string(body, "anonymous_id")
     if loyalty is None and device is None:
@@ -598,7 +614,7 @@ def _identity_linked(body: Mapping[str, Any]) -> None:
 
 
 def _consent_changed(body: Mapping[str, Any]) -> None:
-    _string(body, "customer_id")
+    _customer_id(body)
     _boolean(body, "marketing")
     channels = body.get("channels")
     if channels is None:
@@ -613,7 +629,7 @@ def _consent_changed(body: Mapping[str, Any]) -> None:
 
 
 def _profile_updated(body: Mapping[str, Any]) -> None:
-    _string(body, "customer_id")
+    _customer_id(body)
     birthday = _optional_string(body, "birthday")
     if birthday is not None:
         try:
@@ -629,7 +645,7 @@ def _profile_updated(body: Mapping[str, Any]) -> None:
 
 
 def _erasure_requested(body: Mapping[str, Any]) -> None:
-    _string(body, "customer_id")
+    _customer_id(body)
 
 
 _CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {

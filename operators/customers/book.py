@@ -44,7 +44,7 @@ from typing import Any
 from zlib import crc32
 
 from operators.churn.features import WIDTH, churn_features, feature_values, rfm, unpack
-from operators.contract.events import Event
+from operators.contract.events import DEVICE_PREFIX, LOYALTY_PREFIX, Event
 from operators.contract.money import from_millis
 from operators.customers.profile import CustomerProfile
 from operators.customers.records import Activity, CustomerFacts
@@ -64,7 +64,7 @@ from operators.time.timers import Timer
 from operators.time.units import DAY_MS
 
 PURCHASES = frozenset({"order_placed", "sale"})
-DEVICE, LOYALTY = "device:", "loyalty:"
+DEVICE, LOYALTY = DEVICE_PREFIX, LOYALTY_PREFIX
 _TICK, _MATURE = "tick", "mature:"
 
 

@@ -30,6 +30,10 @@ from operators.time.units import DAY_MS
 
 #: Purchase and session times kept per customer for the recent-activity features.
 RECENT_TIMES = 32
+#: Distinct SKUs a cart holds: an add of another SKU to a full cart is not kept. Every event of a
+#: customer copies their cart into the facts it publishes, so an unbounded cart would make a
+#: customer's events cost more and more.
+MAX_CART_LINES = 1_000
 
 
 @pickled_as_call
@@ -110,8 +114,9 @@ class CustomerProfile:
             self.views.append((ts, body["sku"]))
             del self.views[:-recent_views]
         elif kind == "add_to_cart":
-            qty, _ = self.cart.get(body["sku"], (0, 0))
-            self.cart[body["sku"]] = (qty + body["qty"], to_millis(body["price"]))
+            line = self.cart.get(body["sku"])
+            if line is not None or len(self.cart) < MAX_CART_LINES:
+                self.cart[body["sku"]] = ((line[0] if line else 0) + body["qty"], to_millis(body["price"]))
         elif kind == "remove_from_cart":
             qty, price = self.cart.get(body["sku"], (0, 0))
             if qty - body["qty"] > 0:
@@ -168,7 +173,10 @@ class CustomerProfile:
         self.session_times = sorted(self.session_times + alias.session_times)[-RECENT_TIMES:]
         self.views = sorted(self.views + alias.views)[-recent_views:]
         for sku, (qty, price) in alias.cart.items():
-            if qty > self.cart.get(sku, (0, 0))[0]:
+            own = self.cart.get(sku)
+            if own is None and len(self.cart) >= MAX_CART_LINES:
+                continue
+            if own is None or qty > own[0]:
                 self.cart[sku] = (qty, price)
         for channel, count in alias.orders_by_channel.items():
             self.orders_by_channel[channel] = self.orders_by_channel.get(channel, 0) + count

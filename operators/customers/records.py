@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from operators.contract.events import Event
+from operators.contract.events import LOYALTY_PREFIX, Event
 from operators.records import fast_init
 from operators.state.pickling import pickled_as_call
 
 #: Messaging channels a customer can consent to; ``till`` is the fourth promotion channel.
 CHANNELS = ("email", "push", "sms")
-#: Key prefix of a loyalty card that is not linked to an account.
-LOYALTY_PREFIX = "loyalty:"
 
 @pickled_as_call
 @fast_init

@@ -57,7 +57,7 @@ class Sequencer:
         event's dedupe stamp (see :mod:`operators.time.dedupe`).
         """
         stamp = max(event.ts if high is None else high, self.watermark.latest_of(source))
-        return Admission(self.seen.is_duplicate(event.event_id, stamp), self.watermark.is_late(event.ts))
+        return Admission(self.seen.is_duplicate(event.event_id, stamp, event.topic), self.watermark.is_late(event.ts))
 
     def advance(self, marker: Marker) -> Progress | None:
         """Take a progress marker; the new :class:`Progress` if the watermark moved."""
@@ -79,6 +79,7 @@ class Sequencer:
         set with it (returned as kept when it differs).
         """
         self.watermark.reconfigure(fresh.watermark)
+        self.seen.scope_ids()
         return ("dedupe_horizon_ms",) if fresh.seen.horizon_ms != self.seen.horizon_ms else ()
 
     def finish(self) -> Progress | None:

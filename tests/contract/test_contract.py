@@ -442,11 +442,20 @@ def test_values_at_the_bounds_are_accepted(event_type: str, path: Path, value: A
         ("profile_updated", ("birthday",), "28/02/1990"),
         ("profile_updated", ("birthday",), "1990-2-28"),
         ("profile_updated", ("birthday",), "1990-02-28T00:00:00Z"),
+        ("profile_updated", ("birthday",), "1990-02-28\n"),
+        ("profile_updated", ("birthday",), "\uff11\uff19\uff19\uff10-02-28"),  # fullwidth digits
+        ("page_view", ("ts",), "2026-11-22T10:15:30Z\n"),
+        ("page_view", ("ts",), "\u0662\u0660\u0662\u0666-11-22T10:15:30Z"),  # Arabic-Indic digits
         ("profile_updated", ("timezone",), "Mars/Olympus_Mons"),
         ("profile_updated", ("timezone",), "europe/london"),
         ("profile_updated", ("timezone",), "../../etc/passwd"),
         ("transfer", ("to_location_id",), "W001"),  # same as from_location_id
         ("consent_changed", ("channels",), ["email", "fax"]),
+        # An account id that reads as a device's or a card's key would be taken for one.
+        ("page_view", ("customer_id",), "device:acct1"),
+        ("login", ("customer_id",), "loyalty:L1"),
+        ("order_placed", ("customer_id",), "device:"),
+        ("erasure_requested", ("customer_id",), "loyalty:x"),
     ],
     ids=lambda v: str(v)[:30],
 )

@@ -23,7 +23,7 @@ from flows.topology import CHURN, CUSTOMERS, IDENTITY
 from operators.contract.events import Event
 from operators.contract.events import event_of as event
 from operators.customers.book import CustomerBook
-from operators.customers.profile import CustomerProfile
+from operators.customers.profile import MAX_CART_LINES, CustomerProfile
 from operators.time.units import DAY_MS
 
 T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z (a Monday is not needed: ticks align to the epoch)
@@ -107,6 +107,20 @@ def test_an_emptied_or_ordered_cart_is_empty() -> None:
     assert profiles(flow)["C1"].cart == {"K1": (1, 3_000), "K2": (1, 4_000)}
     feed(flow, [order(T0 + 3, "d", "C1", 7.0)])
     assert profiles(flow)["C1"].cart == {}
+
+
+def test_a_cart_holds_at_most_max_cart_lines_skus_also_when_carts_merge() -> None:
+    """A full cart keeps its lines (and their quantities) but takes no other SKU, so a customer's
+    events cost the same however many SKUs they try to add."""
+    flow = new_flow(shards=1)
+    adds = [click("add_to_cart", T0 + n, "d1", "C1", sku=f"K{n}", qty=1, price=1.0) for n in range(MAX_CART_LINES + 5)]
+    device = [click("add_to_cart", T0 + n, "d2", sku=f"D{n}", qty=1, price=1.0) for n in range(10)]
+    more = click("add_to_cart", T0 + 10**6, "d1", "C1", sku="K0", qty=2, price=1.0)  # a line it holds: kept
+    feed(flow, [*adds, *device, more, click("login", T0 + 10**6 + 1, "d2", "C1")])
+    cart = profiles(flow)["C1"].cart
+    assert len(cart) == MAX_CART_LINES
+    assert cart["K0"] == (3, 1_000) and f"K{MAX_CART_LINES - 1}" in cart
+    assert f"K{MAX_CART_LINES}" not in cart and "D0" not in cart
 
 
 def test_a_loyalty_cards_till_history_joins_the_account_when_linked() -> None:
