@@ -89,7 +89,8 @@ def _stock_lines(event: Event) -> list[dict[str, Any]]:
 @pickled_as_call
 @dataclass(frozen=True, slots=True)
 class StockLevel:
-    """A SKU's network availability after a change that crossed zero or the low-stock threshold."""
+    """A SKU's network availability after its first change, and after every change that crossed
+    zero or the low-stock threshold (so a SKU first counted at 0 is known to be out of stock)."""
 
     sku: str
     ts: int
@@ -116,7 +117,7 @@ class InventorySettings:
     ship_from: tuple[str, ...] = ()
     unknown_location_type: str = "store"
     order_retention_ms: int = 3_600_000
-    #: Publish ``STOCK_LEVELS``: a SKU's network availability when it crosses zero or the low threshold
+    #: Publish ``STOCK_LEVELS``: a SKU's network availability at its first change and when it crosses zero or the low threshold
     #: (off when nobody reads it: it keeps per-SKU network totals).
     stock_signals: bool = False
     _types: dict[str, str] = field(init=False, repr=False, compare=False)
@@ -630,7 +631,8 @@ class Inventory:
     def _finish(self, change: _Change) -> list[Output | Signal]:
         """Stock records for the SKU-locations that changed, then their alerts."""
         outputs: list[Output | Signal] = list(change.outputs)
-        network_before = {sku: self._network.get(sku, 0) for sku, _ in change.before} if self.settings.stock_signals else {}
+        # None: the SKU's first change (told even without a crossing: a first count of 0 is out of stock)
+        network_before = {sku: self._network.get(sku) for sku, _ in change.before} if self.settings.stock_signals else {}
         for (sku, location_id), before in change.before.items():
             ledger = self._stock[sku][location_id]
             position = self._position(sku, location_id, ledger)
@@ -656,7 +658,7 @@ class Inventory:
         if self.settings.stock_signals:
             for sku, before_net in network_before.items():
                 after = self._network.get(sku, 0)
-                if self._level(before_net) != self._level(after):
+                if before_net is None or self._level(before_net) != self._level(after):
                     crossing = StockLevel(sku, change.ts, after, change.cause_event_id)
                     order = f"{change.cause_event_id}:stock:{sku}"
                     outputs.append(Signal(STOCK_LEVELS, sku, change.ts, order, crossing))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pickle
 
+from channelflow.config import load_config, load_promotions
+from flows.main import domain_specs
 from operators.contract.dead_letter import iso_ms
 from operators.promotions.inputs import Activity, ChurnScore, CustomerFacts, Erasure, StockLevel
 from operators.promotions.policy import coupon_code, promotion_id
 from operators.promotions.rules import PromotionSettings
+from tests.flow_harness import records_of, run_local
 from tests.promotions.promotion_harness import (
     DAY,
     HOUR,
@@ -186,6 +189,24 @@ def test_back_in_stock_tells_the_customers_who_viewed_or_carted_it_while_out() -
     assert sorted(r["customer_id"] for r in h.records) == ["c1", "c2"]
     assert {r["cause_event_id"] for r in h.records} == {"inv2"}
     assert {r["ts"] for r in h.records} == {iso_ms(NOON + HOUR)}
+
+
+def test_a_sku_first_counted_at_zero_is_out_of_stock_for_its_viewers() -> None:
+    """Through every stage in-process: inventory tells the promotions stages a SKU's first count
+    of 0 (no crossing of zero, but now known to be out), so its viewer waits for it."""
+    config = load_config()
+    day = 1_767_600_000_000 + 4 * 3_600_000  # 2026-01-05T12:00:00Z, outside quiet hours
+    log = [
+        {"event_id": "k1", "type": "consent_changed", "ts": day, "customer_id": "c1", "marketing": True},
+        {"event_id": "n1", "type": "stock_counted", "ts": day + 1, "location_id": "W001", "sku": "NEW", "on_hand": 0},
+        {"event_id": "v1", "type": "product_view", "ts": day + 60_000, "channel": "web", "session_id": "s1",
+         "anonymous_id": "a1", "customer_id": "c1", "sku": "NEW", "price": 5.0},
+        {"event_id": "r1", "type": "stock_received", "ts": day + 3_600_000, "location_id": "W001", "sku": "NEW",
+         "qty": 10},
+    ]  # fmt: skip
+    flow = run_local(domain_specs(config, load_promotions()), config.flow.shards, log, day + 86_400_000)
+    told = [(r["customer_id"], r["rule"], r["cause_event_id"]) for r in records_of(flow, "promotions")]
+    assert told == [("c1", "back_in_stock", "r1")]
 
 
 def test_the_waitlist_is_bounded_first_come_first_served() -> None:
