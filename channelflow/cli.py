@@ -85,8 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="build the dataflow, check that the topics exist, print the stages, and stop")
 
     demo = command("demo", "everything on one machine: embedded broker, simulator, flow, metrics")
-    demo.add_argument("--rate", type=float, default=300.0, help="simulated events per second (default 300)")
-    demo.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second instead of --rate")
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, default=300.0, help="simulated events per second (default 300)")
+    pace.add_argument("--speed", type=float, default=None, help="simulated seconds per wall second instead of --rate")
     demo.add_argument("--customers", type=int, default=2000, help="simulated customers (default 2000)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")

@@ -573,3 +573,9 @@ def test_check_config_shows_the_optional_keys_a_file_leaves_out(
     shown = json.loads(capsys.readouterr().out)["config"]["values"]
     assert shown["time"]["live_lateness"] == "250ms"
     assert set(shown["ingest"]) >= set(OPTIONAL_KEYS["ingest"]) and set(shown["anomaly"]) >= set(OPTIONAL_KEYS["anomaly"])
+
+
+def test_the_demo_takes_a_rate_or_a_speed_not_both(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli._parser().parse_args(["demo", "--rate", "100", "--speed", "10"])
+    assert stopped.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
