@@ -5,8 +5,8 @@ input partition had delivered up to and including that copy (a function of
 the partition's order, not of batching, timing or process count). A copy is
 a duplicate when an earlier copy of its ``event_id`` on the same input topic
 was taken with a stamp within the dedupe horizon (ids are the topic's
-producers' own: a till's sale and a warehouse's receipt may share one); a copy beyond the horizon is taken again and
-starts a new horizon. Ids are forgotten once the watermark has passed their
+producers' own: a till's sale and a warehouse's receipt may share one); a
+copy beyond the horizon is taken again and starts a new horizon. Ids are forgotten once the watermark has passed their
 stamp plus the horizon: every later copy's stamp is then beyond the horizon
 anyway, so forgetting changes no outcome, and memory is bounded by one horizon
 of traffic.
