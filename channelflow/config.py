@@ -348,6 +348,14 @@ def _measures(key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _count_period(key: str, value: Any) -> int:
+    """The count tests' season: whole hours (their profile has one factor per hour), 1h to 7d."""
+    period = parse_positive_duration(key, value)
+    if period % 3_600_000 or period > 7 * 86_400_000:
+        raise fail(key, "whole hours up to '7d' ('1d': a daily cycle, '7d': a weekly one)", value)
+    return period
+
+
 def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
     values = take(
         raw,
@@ -376,6 +384,7 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
             "price_warmup": parse_int(0),
             "outlier_cooldown": parse_duration,
             "unpriced_skus": _skus,
+            "count_period": _count_period,
         },
     )
     return AnomalyConfig(
@@ -384,7 +393,7 @@ def _anomaly(raw: dict[str, Any]) -> AnomalyConfig:
         values["min_sessions"], values["basket_z"], values["basket_warmup"],
         values["price_deviation"], values["price_warmup"], values["outlier_cooldown"], values["count_measures"],
         values["context_measures"], values["count_nats"], values["checkout_nats"], values["count_drop"],
-        values["count_spike"], values["episode_quiet"], values["unpriced_skus"],
+        values["count_spike"], values["episode_quiet"], values["unpriced_skus"], values["count_period"],
     )  # fmt: skip
 
 
@@ -410,7 +419,8 @@ OPTIONAL_KEYS: dict[str, dict[str, Any]] = {
     "ingest": {"max_unknown_bytes": MAX_UNKNOWN_BYTES, "min_event_time": "2000-01-01T00:00:00Z", "max_future": "1d",
                "max_output_bytes": MAX_OUTPUT_BYTES},
     "anomaly": {"count_measures": ["orders", "sessions"], "context_measures": [], "count_nats": 3.0,
-                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4, "unpriced_skus": []},
+                "checkout_nats": 2.5, "count_drop": 0.2, "count_spike": 2.5, "episode_quiet": 4, "unpriced_skus": [],
+                "count_period": "1d"},
 }  # fmt: skip
 
 

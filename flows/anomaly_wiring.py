@@ -45,6 +45,7 @@ def anomaly_settings(config: Config) -> AnomalySettings:
         count_spike=a.count_spike,
         episode_quiet=a.episode_quiet,
         unpriced_skus=frozenset(a.unpriced_skus),
+        count_period_ms=a.count_period_ms,
     )
 
 

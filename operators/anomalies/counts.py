@@ -28,7 +28,15 @@ class SeasonalCounts(base.AnomalyDetector):
     hour of day by default, hour of week with ``period_ms`` a week), the EW mean of
     ``count / level`` in that slot (half-life ``half_life`` observations of the slot), which
     learns the daily cycle. Every update is winsorised at 3 Poisson standard deviations
-    from the expectation, so one burst moves neither much.
+    from the expectation, so one burst moves neither much. The level learns per unit of
+    the slot's profile (its exposure: a window whose slot expects a twentieth of the usual
+    counts moves the level a twentieth as much), so a store's quiet nights do not wipe out
+    what its days taught. And a sparse series learns more slowly: an update whose expected
+    count ``λ`` is below ``rate * memory`` (1.7 at the default half-lives) learns at
+    ``λ / memory`` instead of ``rate`` (at least ``rate * slowest``), so each estimate
+    averages over about ``memory`` counts. Without both, a store selling a few items an
+    hour took its last sale for its rate and the quiet hour after it for an outage, and a
+    store closed at night started every morning from a level near zero.
 
     Two one-sided Poisson CUSUMs accumulate log-likelihood ratios over consecutive windows:
     a drop to ``drop`` times the expected rate (a count ``k`` against ``λ`` adds
@@ -61,9 +69,14 @@ class SeasonalCounts(base.AnomalyDetector):
     0.2
     """
 
+    #: Defaults for a series restored from state written before sparse series learned slowly.
+    memory = 20.0
+    slowest = 1 / 24
+
     def __init__(self, slot_ms: int = HOUR_MS, period_ms: int = DAY_MS, half_life: float = 8.0,
                  level_half_life: float = 8.0, drop: float = 0.2, spike: float = 2.5, nats: float = 3.0,
-                 cap: float = 15.0, warmup: int = 8, alarm_weight: float = 0.1) -> None:
+                 cap: float = 15.0, warmup: int = 8, alarm_weight: float = 0.1, memory: float = 20.0,
+                 slowest: float = 1 / 24) -> None:
         if slot_ms <= 0 or period_ms % slot_ms:
             raise ValueError("slot_ms must be > 0 and divide period_ms")
         if not 0 < drop < 1 < spike or nats <= 0 or half_life <= 0 or level_half_life <= 0:
@@ -78,6 +91,8 @@ class SeasonalCounts(base.AnomalyDetector):
         self.cap = cap
         self.warmup = warmup
         self.alarm_weight = alarm_weight
+        self.memory = memory
+        self.slowest = slowest
         slots = period_ms // slot_ms
         self._alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self._level_alpha = 1.0 - 0.5 ** (1.0 / level_half_life)
@@ -124,6 +139,12 @@ class SeasonalCounts(base.AnomalyDetector):
         self._expected = base
         return result
 
+    def _rate(self, base: float, expected: float) -> float:
+        """``base``, slowed where one update expects fewer than ``base * memory`` counts, so an
+        estimate averages over about ``memory`` counts (at most ``1 / slowest`` times slower)."""
+        share = expected / (base * self.memory)
+        return base if share >= 1.0 else base * max(share, self.slowest)
+
     def score_one(self, x: dict[Hashable, Any]) -> float:
         _, _, drop, spike, _ = self._step(x)
         self.direction = "drop" if drop > spike else "spike"
@@ -147,9 +168,13 @@ class SeasonalCounts(base.AnomalyDetector):
             self._profile[slot] = self._profile[slot - 1]
         profile = self._profile[slot]
         level = self._level
-        self._level = level + weight * max(self._level_alpha, 1.0 / (n + 1)) * (k / profile - level)
+        level_rate = max(self._rate(self._level_alpha, level), 1.0 / (n + 1))
+        # Per unit of the slot's profile (its exposure): a quiet night's zeros, where little is
+        # expected, say little about the level; one profile of 1 is one window's worth.
+        gain = 1.0 - (1.0 - level_rate) ** profile if level_rate < 1.0 and profile < 1.0 else level_rate
+        self._level = level + weight * gain * (k / profile - level)
         if level > 0:
-            rate = weight * self._alpha
+            rate = weight * self._rate(self._alpha, level * profile)
             self._profile[slot] = min(20.0, max(0.05, profile + rate * (k / level - profile)))
         self._seen[slot] = seen + 1
         self.n = n + 1

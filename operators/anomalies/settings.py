@@ -40,3 +40,4 @@ class AnomalyConfig:
     count_spike: float = 2.5
     episode_quiet: int = 4
     unpriced_skus: tuple[str, ...] = ()
+    count_period_ms: int = 86_400_000  # the count tests' season: a day (hour-of-day profile) or a week

@@ -16,6 +16,7 @@ from channelflow.config import (
 )
 from flows.anomaly_wiring import anomaly_settings
 from operators.anomalies.detectors import DETECTORS
+from operators.anomalies.domain import Anomalies
 
 Doc = dict[str, Any]
 
@@ -57,6 +58,15 @@ def test_config_detectors_are_the_operators_detectors() -> None:
     assert set(ANOMALY_DETECTORS) == set(DETECTORS)
 
 
+def test_a_weekly_count_period_reaches_the_count_tests(doc: Doc) -> None:
+    """The count tests' profile: one factor per hour of the day (bundled), or of the week."""
+    assert anomaly_settings(from_mapping(doc)).count_period_ms == 86_400_000
+    doc["anomaly"]["count_period"] = "7d"
+    settings = anomaly_settings(from_mapping(doc))
+    assert settings.count_period_ms == 7 * 86_400_000
+    assert Anomalies(settings)._count_test("orders:web").period_ms == 7 * 86_400_000
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
@@ -75,6 +85,9 @@ def test_config_detectors_are_the_operators_detectors() -> None:
         ("count_drop", 1.5, "anomaly.count_drop: expected a number > 0 and <= 0.99, got 1.5"),
         ("unpriced_skus", "POST", "anomaly.unpriced_skus: expected a list of SKUs"),
         ("unpriced_skus", ["POST", ""], "anomaly.unpriced_skus: expected a list of SKUs"),
+        ("count_period", "90m", "anomaly.count_period: expected whole hours up to '7d'"),
+        ("count_period", "8d", "anomaly.count_period: expected whole hours up to '7d'"),
+        ("count_period", "0s", "anomaly.count_period: expected a duration > 0"),
     ],
 )
 def test_bad_values_name_their_key(doc: Doc, key: str, value: Any, message: str) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import pickle
 import random
 from datetime import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +150,52 @@ def test_an_outage_at_opening_after_a_closed_night_is_caught_without_closing_eve
     assert drops[0]["window_start"] in {f"1970-01-0{days}T{h}.000Z" for h in ("09:00:00", "09:15:00", "09:30:00")}
     assert closes <= 2 * days * (48 + 2)  # open windows of two groups, not every quarter of the night
     assert domain.late_for_window == 0
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p >= limit:
+        k, p = k + 1, p * rng.random()
+    return k
+
+
+def _alerts(rate: float, days: int, seed: int, outage: range = range(0)) -> list[int]:
+    """The windows where an alert episode starts (no alarm for 4 windows before), on a Poisson
+    series of ``rate`` per window (1.6 times it from 09:00 to 21:00, 0.4 times at night)."""
+    rng, counts, starts, quiet = random.Random(seed), SeasonalCounts(), [], 4
+    for i in range(days * 96):
+        lam = rate * (1.6 if 36 <= i % 96 < 84 else 0.4)
+        x = {"value": 0 if i in outage else _poisson(rng, lam), "t": i * QUARTER}
+        if counts.score_one(x) >= 0.75:
+            if quiet >= 4:
+                starts.append(i)
+            quiet = 0
+        else:
+            quiet += 1
+        counts.learn_one(x)
+    return starts
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.15, 0.5, 1.5, 5.0])
+def test_a_steady_sparse_or_busy_series_raises_no_alert_once_learnt(rate: float) -> None:
+    """Before sparse series learnt slowly, 0.15 a window raised an alert every three days."""
+    for seed in range(3):
+        assert [i for i in _alerts(rate, 40, seed) if i >= 14 * 96] == []
+
+
+@pytest.mark.parametrize(("rate", "within"), [(0.5, 32), (1.5, 8), (5.0, 2)])
+def test_an_eight_hour_outage_is_caught_on_a_sparse_series_too(rate: float, within: int) -> None:
+    start = 30 * 96 + 40  # day 30, 10:00
+    for seed in range(3):
+        caught = [i - start for i in _alerts(rate, 32, seed, range(start, start + 32)) if i >= start]
+        assert caught and caught[0] <= within, caught
+
+
+def test_a_series_written_before_sparse_learning_restores_and_learns() -> None:
+    old = SeasonalCounts()
+    run(old, 2, 10.0, 1)
+    del old.memory, old.slowest  # attributes a series written before them does not have
+    restored = pickle.loads(pickle.dumps(old))
+    assert "memory" not in vars(restored)
+    restored.learn_one({"value": 3, "t": 2 * DAY_MS})
+    assert restored.score_one({"value": 0, "t": 2 * DAY_MS + 40 * QUARTER}) > 0.0
