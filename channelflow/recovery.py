@@ -21,6 +21,7 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import IO
 
 from bytewax.recovery import init_db_dir
 
@@ -64,11 +65,31 @@ def _partition_info(path: Path) -> tuple[int | None, bool]:
         return None, False
 
 
+def hold_run_lock(db_dir: Path, process_id: int) -> IO[str]:
+    """Take process ``process_id``'s lock on ``db_dir`` for as long as the returned file stays open:
+    two runs of the same process over one directory would both write its state (one of them
+    crashed on the other's snapshot, and the directory could be left unusable)."""
+    lock = open(db_dir / f".run-{process_id}.lock", "w")  # noqa: SIM115 - held open for the run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise RecoveryDirError(
+            f"recovery directory {db_dir} is in use by another channelflow run (process {process_id}): "
+            "one run per directory and process; stop the other, or give this one its own flow.recovery_dir"
+        ) from None
+    return lock
+
+
 def prepare_recovery_dir(db_dir: Path, partitions: int, shards: int | None = None) -> None:
     """Make ``db_dir`` hold a complete set of recovery partitions (once, even with several local processes);
     with ``shards``, refuse state written with another ``flow.shards``."""
-    db_dir.mkdir(parents=True, exist_ok=True)
-    with open(db_dir / ".init.lock", "w") as lock:
+    try:
+        db_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(db_dir / ".init.lock", "w")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise RecoveryDirError(f"recovery directory {db_dir} cannot be written: {exc.strerror}") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         parts = sorted(db_dir.glob(_PART))
         if parts:

@@ -9,9 +9,11 @@ import os
 import signal
 import time
 from collections.abc import MutableMapping
+from contextlib import nullcontext
 from datetime import timedelta
 from types import FrameType
 
+from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
@@ -19,7 +21,7 @@ from bytewax.run import cli_main
 from channelflow.config import Config, ConfigError, FlowConfig
 from channelflow.http import serve
 from channelflow.pipeline import make_flow
-from channelflow.recovery import RecoveryDirError, prepare_recovery_dir
+from channelflow.recovery import RecoveryDirError, hold_run_lock, prepare_recovery_dir
 from channelflow.summary import run_summary
 from flows.health import HEALTH
 from flows.kafka_source import STOP
@@ -116,9 +118,24 @@ def run(
     try:
         flow = make_flow(config, tail=not until_end, promotions=promotions, process_id=process_id, addresses=addresses)
         recovery = prepare_recovery(config.flow)
+        # Held while the flow runs: the directory's state is this run's alone.
+        run_lock = hold_run_lock(config.flow.recovery_dir, process_id or 0) if config.flow.recovery_dir else None
     except RecoveryDirError as exc:
         log.error("%s", exc)
         return 2
+    with run_lock if run_lock is not None else nullcontext():
+        return _run_flow(config, flow, recovery, process_id, addresses, until_end)
+
+
+def _run_flow(
+    config: Config,
+    flow: Dataflow,
+    recovery: RecoveryConfig | None,
+    process_id: int | None,
+    addresses: list[str] | None,
+    until_end: bool,
+) -> int:
+    """Serve the metrics and run ``flow`` to its end or a stop signal (see :func:`run`)."""
     serve_metrics(config, process_id or 0)
     INFO.labels(version=importlib.metadata.version("channelflow"), currency=config.currency).set(1)
     bytewax_api_port(process_id or 0)

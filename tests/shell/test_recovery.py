@@ -16,6 +16,7 @@ from channelflow.recovery import (
     SHARDS_FILE,
     STATE_FORMAT,
     RecoveryDirError,
+    hold_run_lock,
     placement,
     prepare_recovery_dir,
 )
@@ -102,6 +103,26 @@ def test_a_directory_keeps_the_placement_its_state_was_written_with(tmp_path: Pa
     (older / KEYS_FILE).write_text("balanced sideways\n")  # a later release's record
     with pytest.raises(RecoveryDirError, match="sideways"):
         placement(older)
+
+
+def test_one_run_per_directory_and_process(tmp_path: Path) -> None:
+    """Two runs of process 0 over one directory both wrote its state: one crashed on the other's
+    snapshot, and the directory could be left unusable. The second is refused while the first runs."""
+    prepare_recovery_dir(tmp_path, 2)
+    first = hold_run_lock(tmp_path, 0)
+    with pytest.raises(RecoveryDirError, match="in use by another channelflow run \\(process 0\\)"):
+        hold_run_lock(tmp_path, 0)
+    with hold_run_lock(tmp_path, 1):  # process 1 of the same cluster: its own lock
+        pass
+    first.close()  # the first run ends (a killed process's lock goes with it)
+    hold_run_lock(tmp_path, 0).close()
+
+
+def test_a_directory_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(RecoveryDirError, match=f"recovery directory {blocked / 'rec'} cannot be written"):
+        prepare_recovery_dir(blocked / "rec", 2)
 
 
 def test_the_end_of_run_summary_reads_the_flow_metrics() -> None:
