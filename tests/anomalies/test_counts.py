@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import pickle
 import random
 from datetime import time
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.count_sparsity import run as alert_starts  # steady Poisson series with a day/night cycle
 from operators.anomalies.conversion import ConversionCusum
 from operators.anomalies.counts import DAY_MS, SeasonalCounts
 from operators.anomalies.domain import Anomalies, AnomalySettings, StoreHours
@@ -152,42 +152,18 @@ def test_an_outage_at_opening_after_a_closed_night_is_caught_without_closing_eve
     assert domain.late_for_window == 0
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, rng.random()
-    while p >= limit:
-        k, p = k + 1, p * rng.random()
-    return k
-
-
-def _alerts(rate: float, days: int, seed: int, outage: range = range(0)) -> list[int]:
-    """The windows where an alert episode starts (no alarm for 4 windows before), on a Poisson
-    series of ``rate`` per window (1.6 times it from 09:00 to 21:00, 0.4 times at night)."""
-    rng, counts, starts, quiet = random.Random(seed), SeasonalCounts(), [], 4
-    for i in range(days * 96):
-        lam = rate * (1.6 if 36 <= i % 96 < 84 else 0.4)
-        x = {"value": 0 if i in outage else _poisson(rng, lam), "t": i * QUARTER}
-        if counts.score_one(x) >= 0.75:
-            if quiet >= 4:
-                starts.append(i)
-            quiet = 0
-        else:
-            quiet += 1
-        counts.learn_one(x)
-    return starts
-
-
 @pytest.mark.parametrize("rate", [0.05, 0.15, 0.5, 1.5, 5.0])
 def test_a_steady_sparse_or_busy_series_raises_no_alert_once_learnt(rate: float) -> None:
     """Before sparse series learnt slowly, 0.15 a window raised an alert every three days."""
     for seed in range(3):
-        assert [i for i in _alerts(rate, 40, seed) if i >= 14 * 96] == []
+        assert [i for i in alert_starts(rate, 40, seed) if i >= 14 * 96] == []
 
 
 @pytest.mark.parametrize(("rate", "within"), [(0.5, 32), (1.5, 8), (5.0, 2)])
 def test_an_eight_hour_outage_is_caught_on_a_sparse_series_too(rate: float, within: int) -> None:
     start = 30 * 96 + 40  # day 30, 10:00
     for seed in range(3):
-        caught = [i - start for i in _alerts(rate, 32, seed, range(start, start + 32)) if i >= start]
+        caught = [i - start for i in alert_starts(rate, 32, seed, range(start, start + 32)) if i >= start]
         assert caught and caught[0] <= within, caught
 
 
