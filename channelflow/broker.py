@@ -95,3 +95,38 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.stop()
+
+
+def serve_until_stopped(port: int, topics: tuple[list[str], int] | None = None, configured: str = "") -> int:
+    """``channelflow broker``: the broker on loopback ``port`` until Ctrl-C, SIGTERM or SIGHUP,
+    with ``topics`` (names, partitions) created once it is up; says how to point channelflow at
+    it unless it is at the ``configured`` bootstrap. Exit code 2 when the port is taken."""
+    import signal
+    import sys
+
+    from channelflow.kafka_io import create_topics
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            print(f"channelflow broker: port {port} on 127.0.0.1 is taken ({exc.strerror}); use --port", file=sys.stderr)
+            return 2
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, stop)
+    with EmbeddedBroker(port) as broker:
+        if topics is not None:
+            create_topics(broker.bootstrap, *topics)
+        point = "" if broker.bootstrap == configured else f"; CHANNELFLOW_KAFKA__BROKERS={broker.bootstrap} points channelflow at it"
+        print(f"embedded broker on {broker.bootstrap} (it keeps its topics in memory until it stops){point}; Ctrl-C to stop",
+              flush=True)  # fmt: skip
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping the broker", flush=True)
+    return 0

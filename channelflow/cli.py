@@ -138,40 +138,12 @@ def _configured_kafka(args: argparse.Namespace) -> None:
 
 
 def _serve_broker(config: Config, args: argparse.Namespace) -> int:
-    """The embedded broker (Tansu, in memory) on a loopback port until Ctrl-C, SIGTERM or SIGHUP."""
-    import signal
-    import socket
-    import time
-
-    from channelflow.broker import EmbeddedBroker
-    from channelflow.kafka_io import create_topics
+    from channelflow.broker import serve_until_stopped
 
     host, _, port_text = config.kafka.brokers[0].rpartition(":")
     port = args.port or (int(port_text) if host in ("127.0.0.1", "localhost") else 9092)
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            print(f"channelflow broker: port {port} on 127.0.0.1 is taken ({exc.strerror}); use --port", file=sys.stderr)
-            return 2
-
-    def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop_signal, stop)
-    with EmbeddedBroker(port) as broker:
-        if args.create_topics:
-            create_topics(broker.bootstrap, config.kafka.topics.values(), config.kafka.topic_partitions)
-        point = "" if broker.bootstrap == config.kafka.bootstrap else f"; CHANNELFLOW_KAFKA__BROKERS={broker.bootstrap} points channelflow at it"
-        print(f"embedded broker on {broker.bootstrap} (it keeps its topics in memory until it stops){point}; Ctrl-C to stop",
-              flush=True)  # fmt: skip
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopping the broker", flush=True)
-    return 0
+    topics = (list(config.kafka.topics.values()), config.kafka.topic_partitions) if args.create_topics else None
+    return serve_until_stopped(port, topics, config.kafka.bootstrap)
 
 
 def _check_config(args: argparse.Namespace) -> int:

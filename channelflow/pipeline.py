@@ -65,7 +65,7 @@ def dry_run(config: Config, promotions: PromotionSettings | None = None) -> str:
     from flows.domain_spec import upstreams
 
     # The rules first: a bad rules file is named even when the brokers cannot be reached.
-    specs = domain_specs(config, promotions or load_promotions(), placement(config.flow.recovery_dir))  # as make_flow's
+    specs = domain_specs(config, load_promotions() if promotions is None else promotions, placement(config.flow.recovery_dir))  # as make_flow's
     missing = missing_topics(config.kafka.bootstrap, config.kafka.topics.values(), client=config.kafka.client)
     if missing:
         raise ValueError(f"topics missing on {config.kafka.bootstrap}: {', '.join(missing)} (channelflow topics creates them)")

@@ -65,11 +65,20 @@ def _partition_info(path: Path) -> tuple[int | None, bool]:
         return None, False
 
 
+def _lock_file(db_dir: Path, name: str) -> IO[str]:
+    """``db_dir / name``, opened for a lock (``db_dir`` made if need be)."""
+    try:
+        db_dir.mkdir(parents=True, exist_ok=True)
+        return open(db_dir / name, "w")  # the caller holds it
+    except OSError as exc:
+        raise RecoveryDirError(f"recovery directory {db_dir} cannot be written: {exc.strerror}") from None
+
+
 def hold_run_lock(db_dir: Path, process_id: int) -> IO[str]:
     """Take process ``process_id``'s lock on ``db_dir`` for as long as the returned file stays open:
     two runs of the same process over one directory would both write its state (one of them
     crashed on the other's snapshot, and the directory could be left unusable)."""
-    lock = open(db_dir / f".run-{process_id}.lock", "w")  # noqa: SIM115 - held open for the run
+    lock = _lock_file(db_dir, f".run-{process_id}.lock")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -84,12 +93,7 @@ def hold_run_lock(db_dir: Path, process_id: int) -> IO[str]:
 def prepare_recovery_dir(db_dir: Path, partitions: int, shards: int | None = None) -> None:
     """Make ``db_dir`` hold a complete set of recovery partitions (once, even with several local processes);
     with ``shards``, refuse state written with another ``flow.shards``."""
-    try:
-        db_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(db_dir / ".init.lock", "w")  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        raise RecoveryDirError(f"recovery directory {db_dir} cannot be written: {exc.strerror}") from None
-    with lock:
+    with _lock_file(db_dir, ".init.lock") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         parts = sorted(db_dir.glob(_PART))
         if parts:

@@ -117,13 +117,17 @@ def run(
     """
     try:
         flow = make_flow(config, tail=not until_end, promotions=promotions, process_id=process_id, addresses=addresses)
-        recovery = prepare_recovery(config.flow)
-        # Held while the flow runs: the directory's state is this run's alone.
+        # Held while the flow runs, taken before the directory is prepared: its state is this run's alone.
         run_lock = hold_run_lock(config.flow.recovery_dir, process_id or 0) if config.flow.recovery_dir else None
     except RecoveryDirError as exc:
         log.error("%s", exc)
         return 2
     with run_lock if run_lock is not None else nullcontext():
+        try:
+            recovery = prepare_recovery(config.flow)
+        except RecoveryDirError as exc:
+            log.error("%s", exc)
+            return 2
         return _run_flow(config, flow, recovery, process_id, addresses, until_end)
 
 

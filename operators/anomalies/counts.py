@@ -29,8 +29,8 @@ class SeasonalCounts(base.AnomalyDetector):
     ``count / level`` in that slot (half-life ``half_life`` observations of the slot), which
     learns the daily cycle. Every update is winsorised at 3 Poisson standard deviations
     from the expectation, so one burst moves neither much. The level learns per unit of
-    the slot's profile (its exposure: a window whose slot expects a twentieth of the usual
-    counts moves the level a twentieth as much), so a store's quiet nights do not wipe out
+    the slot's profile where it is below 1 (its exposure: a window whose slot expects a
+    twentieth of the usual counts moves the level a twentieth as much), so a store's quiet nights do not wipe out
     what its days taught. And a sparse series learns more slowly: an update whose expected
     count ``λ`` is below ``rate * memory`` (1.7 at the default half-lives) learns at
     ``λ / memory`` instead of ``rate`` (at least ``rate * slowest``), so each estimate
