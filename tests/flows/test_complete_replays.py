@@ -56,6 +56,21 @@ def test_dedupe_outcome_does_not_depend_on_batch_size(broker: EmbeddedBroker) ->
     assert on_hand == [24 + 10 + 10 + 59] * 4
 
 
+def test_the_same_id_on_two_topics_is_two_events_at_every_batch_size(broker: EmbeddedBroker) -> None:
+    """A till's sale and a warehouse's receipt numbered by their own producers (both "X1"): both are
+    applied, whichever topic is read first; a copy of the receipt is still a duplicate."""
+    sale = {"event_id": "X1", "type": "sale", "ts": T0, "store_id": "S001", "receipt_id": "r1", "loyalty_id": None,
+            "lines": [{"sku": "MUG", "qty": 2, "unit_price": 4.5}], "total": 9.0}
+    receipt = _received(10, T0, "X1")
+    log = [receipt, sale, dict(receipt), _received(1, T0 + 10 * MINUTE_MS, "later")]
+    for batch_size in ("1", "1000"):
+        config = make_config(broker, partitions=1, KAFKA__BATCH_SIZE=batch_size)
+        produce_events(config, log)
+        run_to_end(config)
+        stock = final_stock(config)
+        assert (stock[("MUG", "W001")][0], stock[("MUG", "S001")][0]) == (11, -2), batch_size
+
+
 def test_a_replay_with_empty_partitions_applies_everything(broker: EmbeddedBroker) -> None:
     """No customers events at all and three stores over four pos partitions: the replay still
     writes every stock change, scores and alerts, and its final stock is the fold of the log."""

@@ -36,6 +36,8 @@ BAD_MESSAGES: list[tuple[str, bytes | None, str]] = [
     ("customers", b'{"event_id": "x4", "type": "consent_changed", "ts": 0, "customer_id": "c",'
                   b' "marketing": "yes"}', "wrong_type"),
     ("customers", b'{"event_id": "x5", "type": "teleported", "ts": 0}', "unknown_type"),
+    ("customers", b'{"event_id": "x7", "type": "consent_changed", "ts": 0, "customer_id": "device:acct1",'
+                  b' "marketing": true}', "invalid_value"),  # an account id that reads as a device's key
     ("clickstream", b"", "empty_message"),
     ("pos", b'{"event_id": "x6", "pad": "' + b"x" * 70_000 + b'"}', "oversize"),
 ]
